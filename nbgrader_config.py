@@ -1,0 +1,72 @@
+"""nbgrader configuration for the course.
+
+Plain `nbgrader generate_assignment / autograde / generate_feedback / export` and the formgrader use
+this file.  The grading engine plugs in through nbgrader's own extension points:
+
+- submissions are read by a safe exporter (links, pipes, huge or broken files become an empty,
+  explained notebook) and a pre-convert hook moves links and special files out of the submission
+  before nbgrader copies it;
+- sanitising first normalises grade-cell metadata against the gradebook;
+- execution runs student code in a bubblewrap sandbox and hidden tests in the grader process;
+- scores come from the grader's verdicts, not from the student kernel's outputs;
+- feedback never shows hidden tests.
+"""
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearHiddenTests,
+    ClearOutput,
+    DeduplicateIds,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
+)
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+
+from mlphys.grading.preprocessors import NormalizeGradeCells, SandboxedExecute, SaveVerdictGrades
+
+c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
+
+c.CourseDirectory.course_id = "ml4physics"
+c.CourseDirectory.root = "."
+c.CourseDirectory.db_url = "sqlite:///gradebook.db"
+# PostgreSQL for a course that outgrows one machine, e.g.:
+# c.CourseDirectory.db_url = "postgresql://grader@db.example.org/ml4physics"
+
+c.Autograde.exporter_class = "mlphys.grading.intake.SafeNotebookExporter"
+c.Autograde.pre_convert_hook = "mlphys.grading.intake.quarantine_unsafe_files"
+c.Autograde.sanitize_preprocessors = [
+    NormalizeGradeCells,
+    ClearOutput,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    OverwriteCells,
+    CheckCellMetadata,
+]
+c.OverwriteCells.add_missing_cells = True
+c.Autograde.autograde_preprocessors = [
+    SandboxedExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveVerdictGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+
+# Limits for one student's notebook (see SandboxedExecute for all settings).
+c.SandboxedExecute.timeout = 60
+c.SandboxedExecute.notebook_timeout = 600
+c.SandboxedExecute.memory_limit_mb = 4096
+c.SandboxedExecute.max_processes = 64
+# Only where no sandbox can be made and the instructor accepts the risk:
+# c.SandboxedExecute.allow_unsandboxed = True
+
+# Feedback shows visible tests and verdicts; hidden tests are already gone from autograded notebooks,
+# and this strips any that might remain.
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+c.ClearHiddenTests.enforce_metadata = False

@@ -1,0 +1,1 @@
+"""Helpers that the course notebooks import: plotting and data."""

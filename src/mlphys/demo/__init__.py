@@ -1,0 +1,1 @@
+"""A simulated cohort of submissions: the reference, the blank release, typical mistakes and attacks."""

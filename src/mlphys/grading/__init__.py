@@ -1,0 +1,1 @@
+"""The tamper-proof grading engine that plugs into nbgrader (see nbgrader_config.py)."""

@@ -1,0 +1,198 @@
+"""Hidden tests: split them out of test cells and run them in the trusted grader.
+
+An instructor writes a hidden test as ordinary Python between ``### BEGIN HIDDEN TESTS`` and
+``### END HIDDEN TESTS``, calling the student's functions by name.  Here that code runs in the grader's
+own process: each name it needs from the student's notebook is bound either to a
+:class:`StudentFunction` proxy, which forwards a call as plain data to the sandboxed kernel and
+returns validated plain data, or to a validated copy of the student's variable.  No student object
+ever exists in this process, so ``__eq__`` tricks, patched modules or ndarray subclasses cannot reach
+the verdict.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import dataclasses
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from mlphys.grading import checks, wire
+
+BEGIN_HIDDEN = "BEGIN HIDDEN TESTS"
+END_HIDDEN = "END HIDDEN TESTS"
+
+
+def split_test_source(source: str) -> tuple[str, str]:
+    """Return (visible, hidden) parts of a test cell's source; markers are dropped."""
+    visible: list[str] = []
+    hidden: list[str] = []
+    inside = False
+    for line in source.split("\n"):
+        if BEGIN_HIDDEN in line:
+            inside = True
+        elif END_HIDDEN in line:
+            inside = False
+        else:
+            (hidden if inside else visible).append(line)
+    return "\n".join(visible).strip("\n"), "\n".join(hidden).strip("\n")
+
+
+class StudentError(Exception):
+    """The student's own code raised while the grader called it."""
+
+    def __init__(self, name: str, type_name: str, message: str, traceback: str) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.name, self.type_name, self.message, self.traceback = name, type_name, message, traceback
+
+
+class KernelGone(Exception):
+    """The student's kernel died, hung or flooded; no further calls can be made."""
+
+
+class MissingName(Exception):
+    """The hidden test needs a name that the student's notebook does not define."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+# A transport sends one request dict to the kernel's bridge and returns its (unvalidated) reply.
+Transport = Callable[[dict[str, Any]], Any]
+
+
+class StudentFunction(wire.RemoteRef):
+    """Stands in the grader for a function defined in the student's notebook."""
+
+    def __init__(self, name: str, transport: Transport) -> None:
+        super().__init__(name)
+        self._transport = transport
+
+    def __repr__(self) -> str:
+        return f"<your function {self.name}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        reply = self._transport(
+            {"op": "call", "name": self.name, "args": wire.encode(list(args)), "kwargs": wire.encode(kwargs)}
+        )
+        if type(reply) is not dict or type(reply.get("ok")) is not bool:
+            raise wire.WireError("malformed reply")
+        if not reply["ok"]:
+            err = reply.get("error")
+            if type(err) is not dict:
+                raise wire.WireError("malformed error reply")
+            raise StudentError(
+                self.name,
+                str(err.get("type", "Exception"))[:100],
+                str(err.get("message", ""))[:2000],
+                str(err.get("traceback", ""))[-6000:],
+            )
+        return wire.decode_obj(reply.get("value"))
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return bound
+
+
+def free_names(source: str) -> set[str]:
+    """Names a block of code reads but neither defines itself nor gets from Python's builtins."""
+    tree = ast.parse(source)
+    loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return loaded - _bound_names(tree) - set(dir(builtins))
+
+
+@dataclasses.dataclass
+class Verdict:
+    passed: bool
+    message: str
+
+
+def _base_namespace() -> dict[str, Any]:
+    ns: dict[str, Any] = {"__builtins__": builtins, "__name__": "__hidden_tests__", "np": np, "math": math}
+    ns.update({name: getattr(checks, name) for name in checks.__all__})
+    return ns
+
+
+class HiddenTestSession:
+    """Runs the hidden blocks of one notebook, in order, against one student kernel.
+
+    Like a kernel, it keeps the names that hidden blocks define (reference helpers, seeded data) for
+    later blocks; the student's names are looked up afresh for every block, since the notebook may
+    redefine them between test cells.
+    """
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self._trusted = _base_namespace()
+
+    def _student_bindings(self, names: set[str]) -> tuple[dict[str, Any], set[str]]:
+        wanted = sorted(n for n in names if n not in self._trusted)
+        if not wanted:
+            return {}, set()
+        reply = self._transport({"op": "describe", "names": wanted})
+        described = reply.get("names") if type(reply) is dict and reply.get("ok") is True else None
+        if type(described) is not dict:
+            raise wire.WireError("malformed reply to a name lookup")
+        bindings: dict[str, Any] = {}
+        missing: set[str] = set()
+        for name in wanted:
+            entry = described.get(name)
+            kind = entry.get("kind") if type(entry) is dict else None
+            if kind == "function":
+                bindings[name] = StudentFunction(name, self._transport)
+            elif kind == "value":
+                bindings[name] = wire.decode_obj(entry.get("value"))
+            else:
+                missing.add(name)
+        return bindings, missing
+
+    def run(self, hidden_source: str, label: str) -> Verdict:
+        """Execute one hidden block; its verdict is pass unless it raises."""
+        missing: set[str] = set()
+        try:
+            code = compile(hidden_source, f"<hidden tests {label}>", "exec")
+            bindings, missing = self._student_bindings(free_names(hidden_source))
+            ns = {**self._trusted, **bindings}
+            exec(code, ns)
+        except Exception as exc:  # every failure becomes a verdict; see describe_failure
+            return Verdict(False, describe_failure(exc, missing))
+        for key, value in ns.items():
+            if key not in bindings or value is not bindings[key]:
+                self._trusted[key] = value
+        return Verdict(True, "")
+
+
+def describe_failure(exc: BaseException, missing: set[str]) -> str:
+    """Words a student can act on, without any hidden-test source or reference value."""
+    if isinstance(exc, NameError) and getattr(exc, "name", None) in missing:
+        return (
+            f"Your notebook does not define `{exc.name}`, which this test needs. Define it with exactly "
+            "this name and run your notebook from top to bottom."
+        )
+    if isinstance(exc, MissingName):
+        return f"Your notebook does not define `{exc.name}`, which this test needs."
+    if isinstance(exc, StudentError):
+        text = f"Calling your `{exc.name}` raised {exc.type_name}: {exc.message}"
+        return text + ("\n\n" + exc.traceback if exc.traceback else "")
+    if isinstance(exc, KernelGone):
+        return str(exc)
+    if isinstance(exc, wire.WireError):
+        return f"Your code handed back data that the grader cannot accept ({exc})."
+    if isinstance(exc, AssertionError):
+        return str(exc) or "A hidden check failed."
+    return f"A hidden check could not use what your code returned ({type(exc).__name__}: {str(exc)[:300]})."

@@ -1,0 +1,97 @@
+"""Reading submissions without trusting them: the notebook file and the files beside it.
+
+``SafeNotebookExporter`` reads a submitted notebook only if it is a regular file (not a link, device
+or pipe) of bounded size holding a valid notebook; otherwise the student gets an empty notebook with a
+note saying why, which grades to zero with that explanation in the feedback.
+``quarantine_unsafe_files`` is an nbgrader pre-convert hook: before nbgrader copies a submission's
+files, it moves links, pipes and devices out of the submission into ``quarantine/`` beside
+``submitted/``, where they are kept, so that nbgrader never follows them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import typing as t
+from pathlib import Path
+
+import nbformat
+from nbconvert.exporters import NotebookExporter
+from nbformat import NotebookNode
+from nbformat.v4 import new_markdown_cell, new_notebook
+from traitlets import Integer
+
+UNREADABLE_NOTE = "**This submission could not be graded as submitted:** {reason} It was graded as an empty notebook."
+
+
+def read_submitted_notebook(path: str | os.PathLike[str], max_bytes: int) -> NotebookNode:
+    """Read a submitted notebook, refusing anything but a plain, bounded, valid notebook file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise ValueError("the notebook file is a symbolic link.") from None
+        raise ValueError(f"the notebook file cannot be opened ({exc.strerror}).") from None
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("the notebook is not a regular file.")
+        if st.st_size > max_bytes:
+            raise ValueError(f"the notebook file is larger than {max_bytes // 2**20} MB.")
+        raw = handle.read(max_bytes + 1)
+    if not raw.strip():
+        raise ValueError("the notebook file is empty.")
+    try:
+        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+        nbformat.validate(nb)
+    except (UnicodeDecodeError, json.JSONDecodeError, nbformat.ValidationError, RecursionError) as exc:
+        raise ValueError(f"the notebook file is not a valid Jupyter notebook ({type(exc).__name__}).") from None
+    except Exception as exc:  # nbformat raises assorted errors on odd but parseable JSON
+        raise ValueError(f"the notebook file is not a valid Jupyter notebook ({type(exc).__name__}).") from None
+    return nb
+
+
+def placeholder_notebook(reason: str) -> NotebookNode:
+    nb = new_notebook(cells=[new_markdown_cell(UNREADABLE_NOTE.format(reason=reason))])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+class SafeNotebookExporter(NotebookExporter):
+    """nbgrader's notebook exporter, reading submissions through :func:`read_submitted_notebook`."""
+
+    max_notebook_mb = Integer(50, help="Largest notebook file accepted from a student.").tag(config=True)
+
+    def from_filename(  # type: ignore[override]
+        self, filename: str, resources: dict[str, t.Any] | None = None, **kw: t.Any
+    ) -> tuple[str, dict[str, t.Any]]:
+        resources = dict(resources or {})
+        metadata = resources.setdefault("metadata", {})
+        metadata.setdefault("name", Path(filename).stem)
+        metadata.setdefault("path", str(Path(filename).parent))
+        try:
+            nb = read_submitted_notebook(filename, self.max_notebook_mb * 2**20)
+        except ValueError as exc:
+            self.log.warning("Unreadable submission %s: %s", filename, exc)
+            nb = placeholder_notebook(str(exc))
+        return self.from_notebook_node(nb, resources, **kw)
+
+
+def quarantine_unsafe_files(assignment: str, student: str, notebooks: list[str]) -> None:
+    """nbgrader pre-convert hook: move links and special files out of a submission before copying."""
+    if not notebooks:
+        return
+    submission = Path(notebooks[0]).parent
+    student_dir = submission.parent
+    quarantine = student_dir.parent.parent / "quarantine" / student_dir.name / submission.name
+    for dirpath, dirnames, filenames in os.walk(submission):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or name.endswith(".ipynb"):
+                continue
+            target = quarantine / path.relative_to(submission)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            print(f"[mlphys] moved {path} to {target}: not a regular file")

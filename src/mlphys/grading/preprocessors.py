@@ -1,0 +1,84 @@
+"""nbgrader preprocessors that make sanitising and scoring safe against edited submissions."""
+
+from __future__ import annotations
+
+import typing as t
+
+from nbformat import NotebookNode
+from nbgrader import utils
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import NbGraderPreprocessor, SaveAutoGrades
+
+from mlphys.grading.execute import VERDICTS_KEY, SandboxedExecute
+
+__all__ = ["NormalizeGradeCells", "SandboxedExecute", "SaveVerdictGrades"]
+
+
+class NormalizeGradeCells(NbGraderPreprocessor):
+    """Make every cell's nbgrader metadata either the gradebook's own or nothing.
+
+    Runs first when sanitising.  A submission may have edited, retyped, duplicated or invented grade
+    cells; nbgrader's own steps then stop with a validation error for that student.  Here a cell whose
+    ``grade_id`` the gradebook knows gets the gradebook's metadata back (the first such cell only), and
+    every other cell loses its nbgrader metadata.  nbgrader's ``OverwriteCells`` then restores the
+    sources and re-adds the grade cells the submission lacks.
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, t.Any]) -> tuple[NotebookNode, dict[str, t.Any]]:
+        info = resources["nbgrader"]
+        canonical: dict[str, dict[str, t.Any]] = {}
+        with Gradebook(info["db_url"]) as gb:
+            notebook = gb.find_notebook(info["notebook"], info["assignment"])
+            grade = {c.name: c for c in notebook.grade_cells}
+            solution = {c.name for c in notebook.solution_cells}
+            task = {c.name: c for c in notebook.task_cells}
+            for source in notebook.source_cells:
+                meta: dict[str, t.Any] = {
+                    "grade_id": source.name,
+                    "locked": bool(source.locked),
+                    "schema_version": 3,
+                    "solution": source.name in solution,
+                    "grade": source.name in grade,
+                    "task": source.name in task,
+                }
+                if source.name in grade:
+                    meta["points"] = float(grade[source.name].max_score)
+                elif source.name in task:
+                    meta["points"] = float(task[source.name].max_score)
+                canonical[source.name] = {"meta": meta, "cell_type": source.cell_type}
+        seen: set[str] = set()
+        for cell in nb.cells:
+            raw = cell.get("metadata", {}).get("nbgrader")
+            grade_id = raw.get("grade_id") if isinstance(raw, dict) else None
+            if isinstance(grade_id, str) and grade_id in canonical and grade_id not in seen:
+                seen.add(grade_id)
+                cell.metadata["nbgrader"] = NotebookNode(dict(canonical[grade_id]["meta"]))
+            elif raw is not None:
+                if isinstance(grade_id, str):
+                    self.log.warning("Dropping nbgrader metadata of an unknown or duplicate cell %r", grade_id)
+                del cell.metadata["nbgrader"]
+        return nb, resources
+
+
+class SaveVerdictGrades(SaveAutoGrades):
+    """Score test cells by the grader's verdicts, never by what the kernel printed.
+
+    Stock nbgrader gives a test cell its points when its outputs hold no error, which the student's
+    kernel controls.  Here a test cell scores only if ``SandboxedExecute`` recorded a passing verdict
+    for it in this very run; anything else (no verdict, a failure) scores zero.
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, t.Any]) -> tuple[NotebookNode, dict[str, t.Any]]:
+        self._verdicts = resources.get(VERDICTS_KEY, {})
+        return super().preprocess(nb, resources)
+
+    def _add_score(self, cell: NotebookNode, resources: dict[str, t.Any]) -> None:
+        if not (cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)):
+            super()._add_score(cell, resources)
+            return
+        grade_id = cell.metadata["nbgrader"]["grade_id"]
+        grade = self.gradebook.find_grade(grade_id, self.notebook_id, self.assignment_id, self.student_id)
+        verdict = self._verdicts.get(grade_id)
+        grade.auto_score = float(grade.max_score) if verdict is not None and verdict.passed else 0.0
+        grade.needs_manual_grade = grade.manual_score is not None
+        self.gradebook.db.commit()

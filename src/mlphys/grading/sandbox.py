@@ -1,0 +1,310 @@
+"""Process isolation for untrusted student code.
+
+A :class:`Sandbox` turns a command into one that runs inside bubblewrap: its own user, PID, network,
+IPC and UTS namespaces (no network at all), a read-only view of the software environment, one
+writable work directory holding a copy of the submission, and nothing else of the host: no course
+directory, no gradebook, no home directory, no grader environment variables.
+
+Resource bounds come in two layers.  ``prlimit`` sets per-process rlimits (address space, file size,
+open files, no core dumps) everywhere.  Where the host lets us create cgroups (v2, or v1 with the
+``memory`` and ``pids`` controllers), each sandbox also gets its own cgroup, which bounds the memory of
+all its processes together (tmpfs pages included) and their number: that is what stops a fork bomb.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+SANDBOX_HOME = "/home/student"
+SANDBOX_WORKDIR = "/home/student/work"
+
+# Only what a Python kernel needs to start; /etc as a whole would show the host's configuration.
+_ETC_FILES = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/fonts",
+    "/etc/matplotlibrc",
+    "/etc/alternatives",
+    "/etc/ssl/certs",
+)
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+
+
+class SandboxUnavailable(RuntimeError):
+    """No sandbox can be made on this machine, and the instructor has not opted out."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Resource bounds for one student's kernel and everything it starts."""
+
+    memory_bytes: int = 4 * 2**30
+    address_space_bytes: int = 16 * 2**30
+    max_processes: int = 64
+    max_file_bytes: int = 256 * 2**20
+    max_open_files: int = 1024
+
+
+def _readonly_roots() -> list[str]:
+    """Directories holding the Python installation the kernel runs from: venv, base install, site
+    directories and the course library's own source.  Never the directory grading runs in (the
+    course root), nor any directory above it."""
+    import site
+
+    import mlphys
+
+    candidates = {sys.prefix, sys.base_prefix, str(Path(sys.executable).parent)}
+    candidates.update(site.getsitepackages())
+    candidates.add(str(Path(mlphys.__file__).resolve().parent.parent))
+    course_root = os.path.realpath(os.getcwd())
+    roots = set()
+    for candidate in candidates:
+        real = os.path.realpath(candidate)
+        if not os.path.isdir(real) or real == "/":
+            continue
+        if course_root == real or course_root.startswith(real + "/"):
+            continue  # binding this would show the course directory to the student
+        roots.add(real)
+    kept: list[str] = []
+    for root in sorted(roots, key=len):
+        if any(root == k or root.startswith(k + "/") for k in kept):
+            continue
+        if any(root == d or root.startswith(d + "/") for d in _SYSTEM_DIRS):
+            continue
+        kept.append(root)
+    return kept
+
+
+class CGroup:
+    """A cgroup (v2 or v1) bounding memory and process count of one sandbox, when the host allows."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    @classmethod
+    def create(cls, limits: Limits) -> CGroup | None:
+        name = f"mlphys-{uuid.uuid4().hex[:12]}"
+        v2 = Path("/sys/fs/cgroup")
+        if (v2 / "cgroup.controllers").exists():
+            return cls._create_v2(v2, name, limits)
+        return cls._create_v1(name, limits)
+
+    @classmethod
+    def _create_v2(cls, root: Path, name: str, limits: Limits) -> CGroup | None:
+        own = Path("/proc/self/cgroup").read_text().strip().split("\n")[-1].split("::", 1)[-1]
+        base = root / own.lstrip("/")
+        try:
+            controllers = (base / "cgroup.subtree_control").read_text().split()
+            if not {"memory", "pids"} <= set(controllers):
+                return None
+            path = base / name
+            path.mkdir()
+            (path / "memory.max").write_text(str(limits.memory_bytes))
+            (path / "memory.swap.max").write_text("0") if (path / "memory.swap.max").exists() else None
+            (path / "pids.max").write_text(str(limits.max_processes))
+        except OSError:
+            return None
+        return cls([path])
+
+    @classmethod
+    def _create_v1(cls, name: str, limits: Limits) -> CGroup | None:
+        mem, pids = Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup/pids")
+        made: list[Path] = []
+        try:
+            for root, settings in (
+                (mem, {"memory.limit_in_bytes": limits.memory_bytes}),
+                (pids, {"pids.max": limits.max_processes}),
+            ):
+                path = root / name
+                path.mkdir()
+                made.append(path)
+                for key, value in settings.items():
+                    (path / key).write_text(str(value))
+            memsw = mem / name / "memory.memsw.limit_in_bytes"
+            if memsw.exists():
+                memsw.write_text(str(limits.memory_bytes))
+        except OSError:
+            cls(made).destroy()
+            return None
+        return cls(made)
+
+    def join_command(self) -> list[str]:
+        """A shell prefix that moves itself into this cgroup and then execs the rest of argv."""
+        writes = " && ".join(f"echo $$ > {p / 'cgroup.procs'}" for p in self.paths)
+        return ["/bin/sh", "-c", f'{writes} && exec "$@"', "mlphys-sandbox"]
+
+    def kill(self) -> None:
+        for path in self.paths:
+            kill_file = path / "cgroup.kill"
+            if kill_file.exists():
+                try:
+                    kill_file.write_text("1")
+                    continue
+                except OSError:
+                    pass
+            try:
+                pids = (path / "cgroup.procs").read_text().split()
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+
+    def oom_killed(self) -> bool:
+        for path in self.paths:
+            for name, key in (("memory.events", "oom_kill"), ("memory.failcnt", None)):
+                try:
+                    text = (path / name).read_text()
+                except OSError:
+                    continue
+                if key is None:
+                    if int(text.strip() or 0) > 0:
+                        return True
+                else:
+                    for line in text.splitlines():
+                        k, _, v = line.partition(" ")
+                        if k == key and int(v) > 0:
+                            return True
+        return False
+
+    def destroy(self) -> None:
+        self.kill()
+        for path in self.paths:
+            for _ in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    import time
+
+                    time.sleep(0.02)
+
+
+@dataclasses.dataclass
+class Sandbox:
+    """One student's jail: a writable work directory and a runtime directory shared with the grader."""
+
+    workdir: Path
+    rundir: Path
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    use_bwrap: bool = True
+    cgroup: CGroup | None = None
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """Return ``argv`` wrapped so that it runs inside this sandbox."""
+        lim = self.limits
+        prefix: list[str] = []
+        if self.cgroup is not None:
+            prefix += self.cgroup.join_command()
+        prefix += [
+            "prlimit",
+            f"--as={lim.address_space_bytes}",
+            f"--fsize={lim.max_file_bytes}",
+            f"--nofile={lim.max_open_files}",
+            "--core=0",
+            "--",
+        ]
+        if not self.use_bwrap:
+            return prefix + argv
+        return prefix + self._bwrap_args() + ["--"] + argv
+
+    def _bwrap_args(self) -> list[str]:
+        args = [
+            "bwrap",
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--hostname",
+            "sandbox",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",
+            "--dir",
+            "/var/tmp",
+            "--tmpfs",
+            "/home",
+            "--dir",
+            SANDBOX_HOME,
+        ]
+        for d in _SYSTEM_DIRS:
+            if os.path.islink(d):
+                args += ["--symlink", os.readlink(d), d]
+            elif os.path.isdir(d):
+                args += ["--ro-bind", d, d]
+        for f in _ETC_FILES:
+            if os.path.exists(f):
+                args += ["--ro-bind", f, f]
+        for root in _readonly_roots():
+            args += ["--ro-bind", root, root]
+        args += [
+            "--bind",
+            str(self.workdir),
+            SANDBOX_WORKDIR,
+            "--bind",
+            str(self.rundir),
+            str(self.rundir),
+            "--chdir",
+            SANDBOX_WORKDIR,
+            "--clearenv",
+            "--setenv",
+            "HOME",
+            SANDBOX_HOME,
+            "--setenv",
+            "PATH",
+            f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+            "--setenv",
+            "MPLCONFIGDIR",
+            "/tmp/matplotlib",
+            "--setenv",
+            "PYTHONDONTWRITEBYTECODE",
+            "1",
+            "--setenv",
+            "LANG",
+            "C.UTF-8",
+        ]
+        args += ["--uid", "1000", "--gid", "1000"]
+        if os.geteuid() == 0:
+            args += ["--cap-drop", "ALL"]
+        return args
+
+    def run(self, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run a short command to completion inside the sandbox (used for self-checks)."""
+        return subprocess.run(
+            self.wrap(argv), capture_output=True, text=True, timeout=timeout, env={"PATH": os.environ.get("PATH", "")}
+        )
+
+
+def bwrap_available() -> str | None:
+    """Return None if bubblewrap can make a sandbox here, else the reason it cannot."""
+    if shutil.which("bwrap") is None:
+        return "bubblewrap (bwrap) is not installed; on Debian/Ubuntu: apt-get install bubblewrap"
+    if shutil.which("prlimit") is None:
+        return "prlimit (util-linux) is not installed"
+    try:
+        probe = subprocess.run(
+            ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--", "/bin/true"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap failed to start: {exc}"
+    if probe.returncode != 0:
+        return f"bubblewrap cannot create namespaces here: {probe.stderr.strip()}"
+    return None

@@ -43,8 +43,10 @@ def _error(exc: BaseException) -> dict[str, Any]:
 
 
 def _handle(request: dict[str, Any]) -> dict[str, Any]:
-    ns = _user_namespace()
+    return _handle_in(_user_namespace(), request)
 
+
+def _handle_in(ns: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     def resolve(name: str) -> Any:
         if name not in ns:
             raise NameError(f"name {name!r} is not defined")

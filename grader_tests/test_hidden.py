@@ -1,0 +1,94 @@
+"""Hidden tests run in the grader against proxies; what reaches the student is only the verdict."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from mlphys.grading import bridge, hidden, wire
+
+
+class FakeKernel:
+    """An in-process stand-in for the student's kernel that speaks the bridge protocol."""
+
+    def __init__(self, namespace: dict[str, Any]) -> None:
+        self.ns = namespace
+        self.requests: list[dict[str, Any]] = []
+
+    def __call__(self, request: dict[str, Any]) -> Any:
+        self.requests.append(request)
+        # Go through JSON exactly as the real transport does.
+        return json.loads(json.dumps(bridge._handle_in(self.ns, json.loads(json.dumps(request)))))
+
+
+def session(ns: dict[str, Any]) -> tuple[hidden.HiddenTestSession, FakeKernel]:
+    fake = FakeKernel(ns)
+    return hidden.HiddenTestSession(fake), fake
+
+
+def test_split_keeps_visible_lines_and_drops_markers() -> None:
+    src = "a = 1\n### BEGIN HIDDEN TESTS\nassert secret\n### END HIDDEN TESTS\nb = 2"
+    assert hidden.split_test_source(src) == ("a = 1\nb = 2", "assert secret")
+
+
+def test_student_function_is_called_with_plain_data() -> None:
+    s, fake = session({"square": lambda x: x**2})
+    verdict = s.run("expect_close(square(np.arange(3.0)), [0, 1, 4], what='square')", "t")
+    assert verdict.passed
+    assert fake.requests[0]["op"] == "describe"
+
+
+def test_always_equal_object_cannot_pass_an_equality_assert() -> None:
+    class AlwaysEqual:
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    s, _ = session({"answer": lambda: AlwaysEqual()})
+    verdict = s.run("assert answer() == 42, 'answer() should return 42'", "t")
+    assert not verdict.passed
+    assert verdict.message == "answer() should return 42"
+
+
+def test_missing_function_is_named_in_the_message() -> None:
+    s, _ = session({})
+    verdict = s.run("assert apply_net(1) == 1, 'x'", "t")
+    assert not verdict.passed
+    assert "does not define `apply_net`" in verdict.message
+
+
+def test_student_exception_is_reported_without_hidden_source() -> None:
+    s, _ = session({"f": lambda x: 1 / 0})
+    verdict = s.run("SECRET_REFERENCE = 12345\nassert f(SECRET_REFERENCE) == 0", "t")
+    assert not verdict.passed
+    assert "ZeroDivisionError" in verdict.message
+    assert "SECRET_REFERENCE" not in verdict.message and "12345" not in verdict.message
+
+
+def test_bare_assert_reveals_nothing() -> None:
+    s, _ = session({"f": lambda: 3})
+    verdict = s.run("assert f() == 999", "t")
+    assert not verdict.passed
+    assert "999" not in verdict.message
+
+
+def test_helpers_defined_in_hidden_blocks_persist_and_win_over_student_names() -> None:
+    s, _ = session({"_ref": lambda: "student's", "g": lambda: 7})
+    assert s.run("def _ref():\n    return 7", "first").passed
+    assert s.run("assert g() == _ref(), 'g'", "second").passed
+
+
+def test_student_variables_arrive_as_validated_copies() -> None:
+    s, _ = session({"W": [np.eye(2), np.ones(2)]})
+    assert s.run("assert type(W[0]) is np.ndarray and W[0].shape == (2, 2), 'W'", "t").passed
+
+
+def test_student_functions_can_be_passed_to_student_functions() -> None:
+    s, _ = session({"apply": lambda f, x: f(x), "double": lambda x: 2 * x})
+    assert s.run("assert apply(double, 4) == 8, 'apply'", "t").passed
+
+
+def test_forged_reply_values_are_still_judged() -> None:
+    s, _ = session({"f": lambda: wire.Unsupported("x")})
+    assert not s.run("assert f() == 1, 'f'", "t").passed

@@ -1,0 +1,104 @@
+"""The sandbox the student's kernel runs in: what it cannot see, reach or exhaust."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlphys.grading import sandbox
+
+pytestmark = pytest.mark.skipif(sandbox.bwrap_available() is not None, reason="no bubblewrap here")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[sandbox.Sandbox]:
+    (tmp_path / "work").mkdir()
+    (tmp_path / "run").mkdir()
+    limits = sandbox.Limits(memory_bytes=512 * 2**20, max_processes=32)
+    jail = sandbox.Sandbox(tmp_path / "work", tmp_path / "run", limits, cgroup=sandbox.CGroup.create(limits))
+    yield jail
+    if jail.cgroup is not None:
+        jail.cgroup.destroy()
+
+
+def python(box: sandbox.Sandbox, code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return box.run([sys.executable, "-c", code], timeout=timeout)
+
+
+def test_course_files_and_grader_environment_are_invisible(box: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRADER_SECRET", "s3cret")
+    probe = "import os; print(os.path.exists({!r}), os.path.exists({!r}), 'GRADER_SECRET' in os.environ)"
+    result = python(box, probe.format(str(REPO / "source"), str(REPO / "nbgrader_config.py")))
+    assert result.stdout.split() == ["False", "False", "False"], result.stderr
+
+
+def test_no_network(box: sandbox.Sandbox) -> None:
+    code = "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 22), timeout=2); print('open')\nexcept OSError as e: print('blocked')"
+    assert python(box, code).stdout.strip() == "blocked"
+
+
+def test_software_environment_is_read_only(box: sandbox.Sandbox) -> None:
+    target = Path(sandbox.__file__)
+    code = f"try:\n    open({str(target)!r}, 'a')\n    print('writable')\nexcept OSError:\n    print('read-only')"
+    assert python(box, code).stdout.strip() == "read-only"
+
+
+def test_memory_is_bounded(box: sandbox.Sandbox) -> None:
+    if box.cgroup is None:
+        pytest.skip("no cgroups here: memory is bounded per process only")
+    result = python(box, "x = bytearray(2 * 2**30); x[::4096] = b'1' * len(x[::4096]); print('allocated')")
+    assert "allocated" not in result.stdout
+    assert result.returncode != 0
+
+
+def test_fork_bomb_is_contained(box: sandbox.Sandbox) -> None:
+    if box.cgroup is None:
+        pytest.skip("no cgroups here")
+    code = (
+        "import os\nn = 0\n"
+        "for _ in range(1000):\n"
+        "    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
+        "    if pid == 0:\n        import time; time.sleep(30); os._exit(0)\n    n += 1\n"
+        "print(n)"
+    )
+    result = python(box, code)
+    assert int(result.stdout.strip()) < 32
+
+
+def test_nothing_outlives_the_sandbox(box: sandbox.Sandbox) -> None:
+    marker = f"{uuid.uuid4().hex}"
+    code = f"import subprocess; subprocess.Popen(['sleep', '300'], start_new_session=True, env={{'M': '{marker}'}}); print('ok')"
+    assert python(box, code).stdout.strip() == "ok"
+    survivors = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _has_env(p, marker)]
+    assert survivors == []
+
+
+def _has_env(proc: Path, marker: str) -> bool:
+    try:
+        return marker.encode() in (proc / "environ").read_bytes()
+    except OSError:
+        return False
+
+
+def test_writes_go_only_to_the_work_directory(box: sandbox.Sandbox, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    # The sandbox has a private /tmp, so the write may "succeed" in there; it must not reach the host.
+    code = f"open('inside.txt', 'w').write('x')\ntry:\n    open({str(outside)!r}, 'w').write('x')\nexcept OSError:\n    pass"
+    assert python(box, code).returncode == 0
+    assert (box.workdir / "inside.txt").exists()
+    assert not outside.exists()
+
+
+def test_unsandboxed_fallback_is_refused_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlphys.grading import execute
+
+    monkeypatch.setitem(execute._sandbox_problem, "bwrap", "bubblewrap (bwrap) is not installed")
+    step = execute.SandboxedExecute()
+    with pytest.raises(sandbox.SandboxUnavailable, match="Refusing to run student code"):
+        step.preprocess(None, {})  # type: ignore[arg-type]

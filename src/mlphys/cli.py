@@ -1,0 +1,81 @@
+"""``mlphys``: the course's command line.
+
+``mlphys demo`` is the main job on the embedded defaults (SQLite gradebook, local sandbox): it
+generates the student version of each assignment, writes a demo cohort of submissions, grades it with
+plain ``nbgrader autograde`` through the committed ``nbgrader_config.py``, writes feedback, exports
+the grades and prints a table of students and scores next to what each should get.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mlphys.demo.cohort import ASSIGNMENTS, cohort, write_cohort
+
+
+def nbgrader(course_root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the real ``nbgrader`` command of this environment in the course root."""
+    exe = Path(sys.executable).parent / "nbgrader"
+    command = [str(exe) if exe.exists() else "nbgrader", *args]
+    result = subprocess.run(command, cwd=course_root, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        sys.stderr.write(result.stdout[-4000:] + result.stderr[-8000:])
+        raise SystemExit(f"nbgrader {' '.join(args)} failed with exit code {result.returncode}")
+    return result
+
+
+def read_scores(course_root: Path) -> dict[tuple[str, str], float]:
+    with open(course_root / "grades.csv", newline="") as handle:
+        return {(row["assignment"], row["student_id"]): float(row["score"]) for row in csv.DictReader(handle)}
+
+
+def demo(course_root: Path, assignments: list[str]) -> int:
+    failures = 0
+    for assignment in assignments:
+        started = time.perf_counter()
+        nbgrader(course_root, "generate_assignment", assignment, "--force")
+        cases = cohort(course_root, assignment)
+        write_cohort(course_root, cases)
+        # A per-student problem makes nbgrader exit non-zero after grading everyone else; the table
+        # below shows who it was.
+        graded = nbgrader(course_root, "autograde", assignment, "--force", check=False)
+        (course_root / f"autograde-{assignment}.log").write_text(graded.stdout + graded.stderr)
+        nbgrader(course_root, "generate_feedback", assignment, "--force", check=False)
+        nbgrader(course_root, "export")
+        scores = read_scores(course_root)
+        elapsed = time.perf_counter() - started
+        print(f"\n{assignment}: {len(cases)} submissions graded in {elapsed:.1f} s\n")
+        print(f"{'student':34} {'kind':10} {'score':>6} {'expected':>9}  check")
+        for case in cases:
+            score = scores.get((assignment, case.student), 0.0)
+            if case.expected_points is None:
+                ok = score == 0.0
+                expected = "-"
+            else:
+                ok = score == case.expected_points
+                expected = f"{case.expected_points:g}"
+            failures += not ok
+            print(f"{case.student:34} {case.kind:10} {score:6g} {expected:>9}  {'ok' if ok else 'WRONG'}")
+    print(f"\n{'all scores as expected' if not failures else f'{failures} unexpected scores'}")
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlphys", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_demo = sub.add_parser("demo", help="grade the demo cohort of each assignment and print the scores")
+    p_demo.add_argument("assignments", nargs="*", default=sorted(ASSIGNMENTS))
+    p_demo.add_argument("--root", type=Path, default=Path.cwd())
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo(args.root.resolve(), args.assignments)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

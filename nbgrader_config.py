@@ -12,7 +12,7 @@ this file.  The grading engine plugs in through nbgrader's own extension points:
 - feedback never shows hidden tests.
 """
 
-from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
@@ -25,7 +25,6 @@ from nbgrader.preprocessors import (
     OverwriteCells,
     OverwriteKernelspec,
 )
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 
 from mlphys.grading.preprocessors import NormalizeGradeCells, SandboxedExecute, SaveVerdictGrades
 

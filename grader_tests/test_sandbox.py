@@ -31,7 +31,9 @@ def python(box: sandbox.Sandbox, code: str, timeout: float = 60) -> subprocess.C
     return box.run([sys.executable, "-c", code], timeout=timeout)
 
 
-def test_course_files_and_grader_environment_are_invisible(box: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_course_files_and_grader_environment_are_invisible(
+    box: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GRADER_SECRET", "s3cret")
     probe = "import os; print(os.path.exists({!r}), os.path.exists({!r}), 'GRADER_SECRET' in os.environ)"
     result = python(box, probe.format(str(REPO / "source"), str(REPO / "nbgrader_config.py")))
@@ -39,7 +41,10 @@ def test_course_files_and_grader_environment_are_invisible(box: sandbox.Sandbox,
 
 
 def test_no_network(box: sandbox.Sandbox) -> None:
-    code = "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 22), timeout=2); print('open')\nexcept OSError as e: print('blocked')"
+    code = (
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 22), timeout=2); print('open')\n"
+        "except OSError as e: print('blocked')"
+    )
     assert python(box, code).stdout.strip() == "blocked"
 
 
@@ -73,7 +78,10 @@ def test_fork_bomb_is_contained(box: sandbox.Sandbox) -> None:
 
 def test_nothing_outlives_the_sandbox(box: sandbox.Sandbox) -> None:
     marker = f"{uuid.uuid4().hex}"
-    code = f"import subprocess; subprocess.Popen(['sleep', '300'], start_new_session=True, env={{'M': '{marker}'}}); print('ok')"
+    code = (
+        "import subprocess\n"
+        f"subprocess.Popen(['sleep', '300'], start_new_session=True, env={{'M': '{marker}'}})\nprint('ok')"
+    )
     assert python(box, code).stdout.strip() == "ok"
     survivors = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _has_env(p, marker)]
     assert survivors == []
@@ -89,7 +97,10 @@ def _has_env(proc: Path, marker: str) -> bool:
 def test_writes_go_only_to_the_work_directory(box: sandbox.Sandbox, tmp_path: Path) -> None:
     outside = tmp_path / "outside.txt"
     # The sandbox has a private /tmp, so the write may "succeed" in there; it must not reach the host.
-    code = f"open('inside.txt', 'w').write('x')\ntry:\n    open({str(outside)!r}, 'w').write('x')\nexcept OSError:\n    pass"
+    code = (
+        f"open('inside.txt', 'w').write('x')\n"
+        f"try:\n    open({str(outside)!r}, 'w').write('x')\nexcept OSError:\n    pass"
+    )
     assert python(box, code).returncode == 0
     assert (box.workdir / "inside.txt").exists()
     assert not outside.exists()

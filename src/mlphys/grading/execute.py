@@ -26,7 +26,7 @@ import time
 import typing as t
 from pathlib import Path
 
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.exceptions import CellTimeoutError
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader import utils
@@ -195,12 +195,12 @@ class SandboxedExecute(NbGraderPreprocessor):
         stopped: str | None = None
         gone: list[str] = []  # set by a grader call that found the kernel dead, hung or flooding
 
-        async def execute(cell: NotebookNode) -> None:
+        async def execute(cell: NotebookNode, store_history: bool = False) -> None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise CellTimeoutError("notebook time limit")
             client.timeout = int(max(1, min(self.timeout, remaining)))
-            await client.async_execute_cell(cell, 0, store_history=False)
+            await client.async_execute_cell(cell, 0, store_history=store_history)
 
         def transport(request: dict[str, t.Any]) -> t.Any:
             async def call() -> t.Any:
@@ -211,7 +211,7 @@ class SandboxedExecute(NbGraderPreprocessor):
             future = asyncio.run_coroutine_threadsafe(call(), loop)
             try:
                 return future.result(self.timeout + 30)
-            except (CellTimeoutError, DeadKernelError, kernel.OutputFlood, RuntimeError, TimeoutError) as exc:
+            except Exception as exc:  # timeouts, a dead kernel, floods, protocol errors
                 gone.append(self._stop_reason(exc, box))
                 raise hidden.KernelGone(gone[-1]) from None
 
@@ -229,8 +229,8 @@ class SandboxedExecute(NbGraderPreprocessor):
                     visible, hidden_source = tests[grade_id] if is_test else (cell.source, "")
                     run_cell = new_code_cell(visible)
                     try:
-                        await execute(run_cell)
-                    except (CellTimeoutError, DeadKernelError, kernel.OutputFlood) as exc:
+                        await execute(run_cell, store_history=True)
+                    except Exception as exc:  # timeouts, a dead kernel, floods, protocol errors
                         stopped = self._stop_reason(exc, box)
                     cell.outputs = run_cell.outputs
                     cell.execution_count = run_cell.get("execution_count")
@@ -246,12 +246,14 @@ class SandboxedExecute(NbGraderPreprocessor):
                         cell.outputs.append(_verdict_output(verdict, float(cell.metadata.nbgrader["points"])))
                         if gone:
                             stopped = gone[0]
-        except (DeadKernelError, RuntimeError, TimeoutError) as exc:
-            # The kernel never started or could not be shut down cleanly: nothing more is judged.
+        except Exception as exc:
+            # The kernel failed to start, or to stop cleanly: what was judged stands, the rest scores zero.
             reason = self._stop_reason(exc, box)
-            self.log.warning("Kernel problem: %s", exc)
+            self.log.warning("Kernel problem: %r", exc)
             for cell in nb.cells:
-                self._mark_not_run(cell, tests, verdicts, reason)
+                grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                if grade_id not in verdicts:
+                    self._mark_not_run(cell, tests, verdicts, reason)
 
     async def _judge(self, session: hidden.HiddenTestSession, hidden_source: str, grade_id: str) -> hidden.Verdict:
         if not hidden_source.strip():
@@ -264,8 +266,7 @@ class SandboxedExecute(NbGraderPreprocessor):
             reason = str(exc)
         elif isinstance(exc, CellTimeoutError):
             reason = (
-                f"Your notebook ran past the time limit ({self.timeout} s per cell, "
-                f"{self.notebook_timeout} s in all)."
+                f"Your notebook ran past the time limit ({self.timeout} s per cell, {self.notebook_timeout} s in all)."
             )
         elif box.cgroup is not None and box.cgroup.oom_killed():
             reason = f"Your notebook used more than the memory limit ({self.memory_limit_mb} MB) and was stopped."

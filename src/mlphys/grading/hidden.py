@@ -15,7 +15,8 @@ import ast
 import builtins
 import dataclasses
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

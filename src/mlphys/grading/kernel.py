@@ -6,7 +6,6 @@ both sides see), because the sandbox has no network, not even the host's loopbac
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -38,9 +37,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
 
 def make_kernel_manager(sandbox: Sandbox) -> SandboxedKernelManager:
-    km = SandboxedKernelManager(
-        kernel_name="python3", transport="ipc", ip=str(sandbox.rundir / "kernel")
-    )
+    km = SandboxedKernelManager(kernel_name="python3", transport="ipc", ip=str(sandbox.rundir / "kernel"))
     km.connection_file = str(sandbox.rundir / "kernel.json")
     km.sandbox = sandbox
     return km

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing as t
 
 from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell, new_markdown_cell
 from nbgrader import utils
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor, SaveAutoGrades
@@ -20,8 +21,9 @@ class NormalizeGradeCells(NbGraderPreprocessor):
     Runs first when sanitising.  A submission may have edited, retyped, duplicated or invented grade
     cells; nbgrader's own steps then stop with a validation error for that student.  Here a cell whose
     ``grade_id`` the gradebook knows gets the gradebook's metadata back (the first such cell only), and
-    every other cell loses its nbgrader metadata.  nbgrader's ``OverwriteCells`` then restores the
-    sources and re-adds the grade cells the submission lacks.
+    every other cell loses its nbgrader metadata.  Cells of the gradebook that the submission lacks
+    are put back, after the cell that precedes them in the instructor's notebook.  nbgrader's
+    ``OverwriteCells`` then restores the sources of locked cells.
     """
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, t.Any]) -> tuple[NotebookNode, dict[str, t.Any]]:
@@ -45,7 +47,7 @@ class NormalizeGradeCells(NbGraderPreprocessor):
                     meta["points"] = float(grade[source.name].max_score)
                 elif source.name in task:
                     meta["points"] = float(task[source.name].max_score)
-                canonical[source.name] = {"meta": meta, "cell_type": source.cell_type}
+                canonical[source.name] = {"meta": meta, "cell_type": source.cell_type, "source": source.source}
         seen: set[str] = set()
         for cell in nb.cells:
             raw = cell.get("metadata", {}).get("nbgrader")
@@ -57,7 +59,31 @@ class NormalizeGradeCells(NbGraderPreprocessor):
                 if isinstance(grade_id, str):
                     self.log.warning("Dropping nbgrader metadata of an unknown or duplicate cell %r", grade_id)
                 del cell.metadata["nbgrader"]
+        self._restore_missing(nb, canonical, seen)
         return nb, resources
+
+    def _restore_missing(self, nb: NotebookNode, canonical: dict[str, dict[str, t.Any]], present: set[str]) -> None:
+        order = list(canonical)
+        for position, grade_id in enumerate(order):
+            if grade_id in present:
+                continue
+            entry = canonical[grade_id]
+            self.log.warning("Cell %r is missing from the submission; putting it back", grade_id)
+            if entry["cell_type"] == "code":
+                cell = new_code_cell(entry["source"])
+            else:
+                cell = new_markdown_cell(entry["source"])
+            cell.metadata["nbgrader"] = NotebookNode(dict(entry["meta"]))
+            earlier = [g for g in order[:position] if g in present]
+            index = 0
+            if earlier:
+                index = 1 + next(
+                    i
+                    for i, c in enumerate(nb.cells)
+                    if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == earlier[-1]
+                )
+            nb.cells.insert(index, cell)
+            present.add(grade_id)
 
 
 class SaveVerdictGrades(SaveAutoGrades):

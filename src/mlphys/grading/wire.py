@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 MAX_BYTES = 256 * 2**20
 MAX_DEPTH = 32
 ALLOWED_DTYPES = frozenset(
-    ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
-    + ["float16", "float32", "float64", "complex64", "complex128"]
+    {
+        *("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"),
+        *("float16", "float32", "float64", "complex64", "complex128"),
+    }
 )
 
 
@@ -123,7 +126,7 @@ def _decode(obj: Any, depth: int, resolve_ref: Callable[[str], Any] | None = Non
     if type(obj) is list:
         return [_decode(v, depth + 1, resolve_ref) for v in obj]
     if type(obj) is dict and len(obj) == 1:
-        (tag, body), = obj.items()
+        ((tag, body),) = obj.items()
         if tag == "$nd":
             return _decode_array(body)
         if tag == "$tuple" and type(body) is list:

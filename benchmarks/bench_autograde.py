@@ -1,0 +1,96 @@
+"""Seconds per notebook: this grading engine against stock nbgrader, on the same cohort, in one run.
+
+    .venv/bin/python benchmarks/bench_autograde.py [--copies 3] [--rounds 2]
+
+Both engines grade the honest part of the demo cohort (the reference solution, the blank release and
+the typical mistakes; the attacks would hang or break stock nbgrader) with plain `nbgrader autograde`:
+stock nbgrader with its default preprocessors (hidden tests in the student's kernel), this engine
+with the committed nbgrader_config.py (sandboxed kernel, hidden tests in the grader).  Rounds
+alternate between the engines; the best round of each is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from mlphys.demo.cases_01_xor import cases  # noqa: E402
+
+from mlphys.demo.case import Materials  # noqa: E402
+
+ASSIGNMENT = "01_xor_nets"
+STOCK_CONFIG = 'c = get_config()\nc.CourseDirectory.course_id = "bench"\nc.Execute.timeout = 60\n'
+
+
+def nbgrader(root: Path, *args: str) -> None:
+    exe = Path(sys.executable).parent / "nbgrader"
+    subprocess.run([str(exe), *args], cwd=root, check=True, capture_output=True)
+
+
+def make_course(root: Path, config: str, copies: int) -> int:
+    shutil.copytree(REPO / "source", root / "source")
+    (root / "nbgrader_config.py").write_text(config)
+    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
+    materials = Materials(root, ASSIGNMENT, "xor_nets")
+    count = 0
+    for copy in range(copies):
+        for case in cases(materials):
+            directory = root / "submitted" / f"{case.student}_{copy}" / ASSIGNMENT
+            directory.mkdir(parents=True)
+            case.write(directory, materials)
+            count += 1
+    return count
+
+
+@dataclasses.dataclass
+class Engine:
+    name: str
+    root: Path
+    notebooks: int
+    best: float = float("inf")
+
+    def grade(self) -> float:
+        started = time.perf_counter()
+        nbgrader(self.root, "autograde", ASSIGNMENT, "--force")
+        elapsed = time.perf_counter() - started
+        self.best = min(self.best, elapsed)
+        return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--copies", type=int, default=2, help="copies of the honest cohort")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        ours_config = (REPO / "nbgrader_config.py").read_text()
+        engines = [
+            Engine("stock nbgrader", Path(tmp, "stock"), 0),
+            Engine("mlphys sandbox", Path(tmp, "mlphys"), 0),
+        ]
+        for engine, config in zip(engines, (STOCK_CONFIG, ours_config), strict=True):
+            engine.root.mkdir()
+            engine.notebooks = make_course(engine.root, config, args.copies)
+        for round_ in range(args.rounds):
+            for engine in engines:
+                elapsed = engine.grade()
+                print(f"round {round_ + 1}: {engine.name:15} {elapsed:7.2f} s for {engine.notebooks} notebooks")
+        stock, ours = engines
+        print()
+        print(f"{'engine':15} {'notebooks':>9} {'best s':>8} {'s/notebook':>11}")
+        for engine in engines:
+            print(f"{engine.name:15} {engine.notebooks:9d} {engine.best:8.2f} {engine.best / engine.notebooks:11.3f}")
+        print(f"ratio (mlphys / stock, per notebook): {ours.best / stock.best:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -254,6 +254,8 @@ class SandboxedExecute(NbGraderPreprocessor):
                 grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
                 if grade_id not in verdicts:
                     self._mark_not_run(cell, tests, verdicts, reason)
+        finally:
+            km.context.destroy(linger=0)
 
     async def _judge(self, session: hidden.HiddenTestSession, hidden_source: str, grade_id: str) -> hidden.Verdict:
         if not hidden_source.strip():

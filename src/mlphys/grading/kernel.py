@@ -11,11 +11,13 @@ import os
 import sys
 import typing as t
 
+import zmq
+import zmq.asyncio
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbformat import NotebookNode
 
-from mlphys.grading import bridge
+from mlphys.grading import bridge, wire
 from mlphys.grading.sandbox import Sandbox
 
 
@@ -36,8 +38,18 @@ class SandboxedKernelManager(AsyncKernelManager):
         return self.sandbox.wrap(argv)
 
 
+# ZeroMQ drops any single message larger than this (and the connection with it), so a kernel cannot
+# make the grader buffer gigabytes before the output limits even see the message.
+MAX_MESSAGE_BYTES = wire.MAX_BYTES + 2**20
+
+
 def make_kernel_manager(sandbox: Sandbox) -> SandboxedKernelManager:
-    km = SandboxedKernelManager(kernel_name="python3", transport="ipc", ip=str(sandbox.rundir / "kernel"))
+    """A kernel manager for ``sandbox``; the caller destroys ``km.context`` when done."""
+    context = zmq.asyncio.Context()
+    context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    km = SandboxedKernelManager(
+        kernel_name="python3", transport="ipc", ip=str(sandbox.rundir / "kernel"), context=context
+    )
     km.connection_file = str(sandbox.rundir / "kernel.json")
     km.sandbox = sandbox
     return km

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-MAX_BYTES = 256 * 2**20
+MAX_BYTES = 128 * 2**20
 MAX_DEPTH = 32
 ALLOWED_DTYPES = frozenset(
     {

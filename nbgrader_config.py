@@ -8,8 +8,9 @@ this file.  The grading engine plugs in through nbgrader's own extension points:
   before nbgrader copies it;
 - sanitising first normalises grade-cell metadata against the gradebook;
 - execution runs student code in a bubblewrap sandbox and hidden tests in the grader process;
+- only inert output types (text, PNG, JPEG) are kept from the student's kernel;
 - scores come from the grader's verdicts, not from the student kernel's outputs;
-- feedback never shows hidden tests.
+- feedback never shows hidden tests, and its HTML is sanitised.
 """
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
@@ -26,7 +27,7 @@ from nbgrader.preprocessors import (
     OverwriteKernelspec,
 )
 
-from mlphys.grading.preprocessors import NormalizeGradeCells, SandboxedExecute, SaveVerdictGrades
+from mlphys.grading.preprocessors import NormalizeGradeCells, SandboxedExecute, SanitizeOutputs, SaveVerdictGrades
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
@@ -49,6 +50,7 @@ c.Autograde.sanitize_preprocessors = [
 c.OverwriteCells.add_missing_cells = True
 c.Autograde.autograde_preprocessors = [
     SandboxedExecute,
+    SanitizeOutputs,
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
@@ -69,3 +71,5 @@ c.SandboxedExecute.max_processes = 64
 # and this strips any that might remain.
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 c.ClearHiddenTests.enforce_metadata = False
+# Students' markdown may hold HTML too: sanitise it in feedback pages.
+c.HTMLExporter.sanitize_html = True

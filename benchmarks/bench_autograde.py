@@ -12,28 +12,32 @@ alternate between the engines; the best round of each is reported.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from mlphys.cli import nbgrader
+from mlphys.demo.case import Materials
+from mlphys.demo.cases_01_xor import cases
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "src"))
-
-from mlphys.demo.cases_01_xor import cases  # noqa: E402
-
-from mlphys.demo.case import Materials  # noqa: E402
 
 ASSIGNMENT = "01_xor_nets"
-STOCK_CONFIG = 'c = get_config()\nc.CourseDirectory.course_id = "bench"\nc.Execute.timeout = 60\n'
+# Stock nbgrader runs hidden tests in the student's kernel, so the kernel gets the check helpers.
+STOCK_CONFIG = """c = get_config()
+c.CourseDirectory.course_id = "bench"
+c.Execute.timeout = 60
+c.Execute.extra_arguments = ["--IPKernelApp.exec_lines=from mlphys.grading.checks import *"]
+"""
 
 
-def nbgrader(root: Path, *args: str) -> None:
-    exe = Path(sys.executable).parent / "nbgrader"
-    subprocess.run([str(exe), *args], cwd=root, check=True, capture_output=True)
+def scores(root: Path) -> dict[str, str]:
+    nbgrader(root, "export")
+    with open(root / "grades.csv", newline="") as handle:
+        return {row["student_id"]: row["score"] for row in csv.DictReader(handle)}
 
 
 def make_course(root: Path, config: str, copies: int) -> int:
@@ -90,6 +94,8 @@ def main() -> None:
         for engine in engines:
             print(f"{engine.name:15} {engine.notebooks:9d} {engine.best:8.2f} {engine.best / engine.notebooks:11.3f}")
         print(f"ratio (mlphys / stock, per notebook): {ours.best / stock.best:.2f}x")
+        same = scores(stock.root) == scores(ours.root)
+        print(f"both engines give the same scores to these honest submissions: {'yes' if same else 'NO'}")
 
 
 if __name__ == "__main__":

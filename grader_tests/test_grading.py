@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ASSIGNMENT, REPO, GradedCohort, grade_cohort, make_course
-from mlphys.demo.cases_01_xor import cases as xor_cases
 
+from conftest import ASSIGNMENT, REPO, GradedCohort, grade_cohort, make_course
 from mlphys.demo.case import Materials
+from mlphys.demo.cases_01_xor import cases as xor_cases
 from mlphys.grading.hidden import split_test_source
 
 REPO_MATERIALS = Materials(REPO, ASSIGNMENT, "xor_nets")

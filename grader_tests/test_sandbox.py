@@ -18,10 +18,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def box(tmp_path: Path) -> Iterator[sandbox.Sandbox]:
-    (tmp_path / "work").mkdir()
+    (tmp_path / "submission").mkdir()
+    (tmp_path / "submission" / "data.txt").write_text("the student's file")
     (tmp_path / "run").mkdir()
-    limits = sandbox.Limits(memory_bytes=512 * 2**20, max_processes=32)
-    jail = sandbox.Sandbox(tmp_path / "work", tmp_path / "run", limits, cgroup=sandbox.CGroup.create(limits))
+    limits = sandbox.Limits(memory_bytes=512 * 2**20, max_processes=32, disk_bytes=64 * 2**20)
+    jail = sandbox.Sandbox(tmp_path / "submission", tmp_path / "run", limits, cgroup=sandbox.CGroup.create(limits))
     yield jail
     if jail.cgroup is not None:
         jail.cgroup.destroy()
@@ -94,16 +95,34 @@ def _has_env(proc: Path, marker: str) -> bool:
         return False
 
 
-def test_writes_go_only_to_the_work_directory(box: sandbox.Sandbox, tmp_path: Path) -> None:
+def test_submission_files_are_there_and_writes_never_reach_the_host(box: sandbox.Sandbox, tmp_path: Path) -> None:
     outside = tmp_path / "outside.txt"
     # The sandbox has a private /tmp, so the write may "succeed" in there; it must not reach the host.
     code = (
-        f"open('inside.txt', 'w').write('x')\n"
+        "print(open('data.txt').read())\nopen('inside.txt', 'w').write('x')\n"
         f"try:\n    open({str(outside)!r}, 'w').write('x')\nexcept OSError:\n    pass"
     )
-    assert python(box, code).returncode == 0
-    assert (box.workdir / "inside.txt").exists()
+    result = python(box, code)
+    assert result.stdout.strip() == "the student's file", result.stderr
     assert not outside.exists()
+    assert not (box.submission / "inside.txt").exists()
+
+
+def test_disk_is_bounded(box: sandbox.Sandbox) -> None:
+    code = (
+        "written = 0\ntry:\n    with open('big', 'wb') as f:\n        for _ in range(200):\n"
+        "            f.write(b'x' * 2**20); f.flush(); written += 1\nexcept OSError:\n    pass\nprint(written)"
+    )
+    assert int(python(box, code).stdout.strip()) < 70
+
+
+def test_grader_environment_is_not_visible_even_to_pid_1(box: sandbox.Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRADER_SECRET", "s3cret")
+    code = (
+        "import os\n"
+        "print(any(b's3cret' in open(f'/proc/{p}/environ', 'rb').read() for p in os.listdir('/proc') if p.isdigit()))"
+    )
+    assert python(box, code).stdout.strip() == "False"
 
 
 def test_unsandboxed_fallback_is_refused_by_default(monkeypatch: pytest.MonkeyPatch) -> None:

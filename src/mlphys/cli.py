@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,9 +22,16 @@ from mlphys.demo.cohort import ASSIGNMENTS, cohort, write_cohort
 
 def nbgrader(course_root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the real ``nbgrader`` command of this environment in the course root."""
-    exe = Path(sys.executable).parent / "nbgrader"
-    command = [str(exe) if exe.exists() else "nbgrader", *args]
-    result = subprocess.run(command, cwd=course_root, capture_output=True, text=True)
+    bindir = str(Path(sys.executable).parent)
+    # nbgrader calls other tools of its environment (alembic) by name.
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    result = subprocess.run(
+        [shutil.which("nbgrader", path=env["PATH"]) or "nbgrader", *args],
+        cwd=course_root,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if check and result.returncode != 0:
         sys.stderr.write(result.stdout[-4000:] + result.stderr[-8000:])
         raise SystemExit(f"nbgrader {' '.join(args)} failed with exit code {result.returncode}")

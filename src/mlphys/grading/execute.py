@@ -99,6 +99,7 @@ class SandboxedExecute(NbGraderPreprocessor):
     memory_limit_mb = Integer(4096, help="Memory for the kernel and all it starts (cgroup).").tag(config=True)
     max_processes = Integer(64, help="Processes and threads the kernel may have (cgroup).").tag(config=True)
     max_file_mb = Integer(256, help="Largest file the kernel may write.").tag(config=True)
+    disk_mb = Integer(512, help="Size of the kernel's private work directory (memory-backed).").tag(config=True)
     max_output_mb_per_cell = Integer(1, help="Output kept per cell; the rest is dropped.").tag(config=True)
     max_output_mb = Integer(8, help="Output after which the notebook's kernel is stopped.").tag(config=True)
     max_submission_mb = Integer(100, help="Size of the files copied into the sandbox.").tag(config=True)
@@ -128,13 +129,14 @@ class SandboxedExecute(NbGraderPreprocessor):
             address_space_bytes=max(16 * 2**30, 4 * self.memory_limit_mb * 2**20),
             max_processes=self.max_processes,
             max_file_bytes=self.max_file_mb * 2**20,
+            disk_bytes=self.disk_mb * 2**20,
         )
-        box = sandbox.Sandbox(stage / "work", stage / "run", limits, use_bwrap=problem is None)
-        box.workdir.mkdir()
+        box = sandbox.Sandbox(stage / "submission", stage / "run", limits, use_bwrap=problem is None)
+        box.submission.mkdir()
         box.rundir.mkdir()
         os.chmod(stage, 0o755)
         submission_dir = Path(resources.get("metadata", {}).get("path") or ".")
-        skipped = _stage_files(submission_dir, box.workdir, self.max_submission_mb * 2**20, 2000)
+        skipped = _stage_files(submission_dir, box.submission, self.max_submission_mb * 2**20, 2000)
         for entry in skipped:
             self.log.warning("Not copied into the sandbox: %s", entry)
         box.cgroup = sandbox.CGroup.create(limits)
@@ -205,7 +207,11 @@ class SandboxedExecute(NbGraderPreprocessor):
         def transport(request: dict[str, t.Any]) -> t.Any:
             async def call() -> t.Any:
                 cell = new_code_cell(kernel.call_code(request))
-                await execute(cell)
+                client.collecting_reply = True
+                try:
+                    await execute(cell)
+                finally:
+                    client.collecting_reply = False
                 return kernel.reply_from_outputs(cell.outputs)
 
             future = asyncio.run_coroutine_threadsafe(call(), loop)

@@ -4,8 +4,8 @@
 or pipe) of bounded size holding a valid notebook; otherwise the student gets an empty notebook with a
 note saying why, which grades to zero with that explanation in the feedback.
 ``quarantine_unsafe_files`` is an nbgrader pre-convert hook: before nbgrader copies a submission's
-files, it moves links, pipes and devices out of the submission into ``quarantine/`` beside
-``submitted/``, where they are kept, so that nbgrader never follows them.
+files, it moves links (symbolic or hard), pipes and devices out of the submission into
+``quarantine/`` beside ``submitted/``, where they are kept, so that nbgrader never follows them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 import typing as t
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def read_submitted_notebook(path: str | os.PathLike[str], max_bytes: int) -> Not
         st = os.fstat(handle.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise ValueError("the notebook is not a regular file.")
+        if st.st_nlink > 1:
+            raise ValueError("the notebook file is a hard link to another file.")
         if st.st_size > max_bytes:
             raise ValueError(f"the notebook file is larger than {max_bytes // 2**20} MB.")
         raw = handle.read(max_bytes + 1)
@@ -78,20 +81,50 @@ class SafeNotebookExporter(NotebookExporter):
         return self.from_notebook_node(nb, resources, **kw)
 
 
+def _is_unsafe(st: os.stat_result) -> bool:
+    """Links, pipes, devices, sockets, and hard links (which may share an inode with course files)."""
+    if stat.S_ISDIR(st.st_mode):
+        return False
+    return not stat.S_ISREG(st.st_mode) or st.st_nlink > 1
+
+
+def _fresh_directory(base: Path, parts: tuple[str, ...]) -> Path:
+    """Create ``base/parts...`` one real directory at a time, refusing to pass through a link."""
+    path = base
+    for part in parts:
+        path = path / part
+        try:
+            path.mkdir()
+        except FileExistsError:
+            pass
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise RuntimeError(f"refusing to quarantine through {path}: not a real directory")
+    return path
+
+
 def quarantine_unsafe_files(assignment: str, student: str, notebooks: list[str]) -> None:
-    """nbgrader pre-convert hook: move links and special files out of a submission before copying."""
+    """nbgrader pre-convert hook: move unsafe entries out of a submission before nbgrader copies it.
+
+    They go to ``quarantine/<student>/<assignment>/<time>/`` beside ``submitted/``, a new folder for
+    every run, so that nothing a student submitted earlier can redirect a later move.
+    """
     if not notebooks:
         return
     submission = Path(notebooks[0]).parent
     student_dir = submission.parent
-    quarantine = student_dir.parent.parent / "quarantine" / student_dir.name / submission.name
+    run = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    quarantine: Path | None = None
     for dirpath, dirnames, filenames in os.walk(submission):
         for name in dirnames + filenames:
             path = Path(dirpath, name)
             st = os.lstat(path)
-            if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or name.endswith(".ipynb"):
+            # nbgrader never copies notebooks; SafeNotebookExporter refuses unsafe ones with a reason.
+            if not _is_unsafe(st) or name.endswith(".ipynb"):
                 continue
-            target = quarantine / path.relative_to(submission)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
-            print(f"[mlphys] moved {path} to {target}: not a regular file")
+            if quarantine is None:
+                root = student_dir.parent.parent
+                quarantine = _fresh_directory(root, ("quarantine", student_dir.name, submission.name, run))
+            rel = path.relative_to(submission)
+            target_dir = _fresh_directory(quarantine, rel.parent.parts)
+            os.rename(path, target_dir / name)
+            print(f"[mlphys] moved {path} to {target_dir / name}: not a plain file")

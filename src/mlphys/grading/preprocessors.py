@@ -12,7 +12,10 @@ from nbgrader.preprocessors import NbGraderPreprocessor, SaveAutoGrades
 
 from mlphys.grading.execute import VERDICTS_KEY, SandboxedExecute
 
-__all__ = ["NormalizeGradeCells", "SandboxedExecute", "SaveVerdictGrades"]
+__all__ = ["NormalizeGradeCells", "SandboxedExecute", "SanitizeOutputs", "SaveVerdictGrades"]
+
+# Output types that cannot carry script into the feedback page or the formgrader.
+SAFE_MIME_TYPES = ("text/plain", "image/png", "image/jpeg")
 
 
 class NormalizeGradeCells(NbGraderPreprocessor):
@@ -84,6 +87,30 @@ class NormalizeGradeCells(NbGraderPreprocessor):
                 )
             nb.cells.insert(index, cell)
             present.add(grade_id)
+
+
+class SanitizeOutputs(NbGraderPreprocessor):
+    """Keep only inert output types (text, PNG, JPEG) from the student's kernel.
+
+    HTML, JavaScript, SVG and the like would run in the browser of whoever opens the feedback or the
+    formgrader.  Where an output had nothing else, a plain-text note says what was removed.
+    """
+
+    def preprocess_cell(
+        self, cell: NotebookNode, resources: dict[str, t.Any], index: int
+    ) -> tuple[NotebookNode, dict[str, t.Any]]:
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if not isinstance(data, dict):
+                continue
+            removed = sorted(k for k in data if k not in SAFE_MIME_TYPES)
+            for key in removed:
+                del data[key]
+            if removed and not data:
+                data["text/plain"] = f"[output of type {', '.join(removed)} not shown in grading]"
+            if removed and "metadata" in output:
+                output["metadata"] = {k: v for k, v in output["metadata"].items() if k in SAFE_MIME_TYPES}
+        return cell, resources
 
 
 class SaveVerdictGrades(SaveAutoGrades):

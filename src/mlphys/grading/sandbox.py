@@ -1,9 +1,12 @@
 """Process isolation for untrusted student code.
 
 A :class:`Sandbox` turns a command into one that runs inside bubblewrap: its own user, PID, network,
-IPC and UTS namespaces (no network at all), a read-only view of the software environment, one
-writable work directory holding a copy of the submission, and nothing else of the host: no course
-directory, no gradebook, no home directory, no grader environment variables.
+IPC and UTS namespaces (no network at all), a read-only view of the software environment, a private
+work directory (a size-limited tmpfs, filled with a copy of the submission at start) and a private
+``/tmp``, and nothing else of the host: no course directory, no gradebook, no home directory, and an
+empty environment (``env -i`` runs before bubblewrap, whose own process is PID 1 inside and would
+otherwise show the grader's environment in ``/proc/1/environ``).  Nothing the student writes reaches
+the host's disk.
 
 Resource bounds come in two layers.  ``prlimit`` sets per-process rlimits (address space, file size,
 open files, no core dumps) everywhere.  Where the host lets us create cgroups (v2, or v1 with the
@@ -24,6 +27,7 @@ from pathlib import Path
 
 SANDBOX_HOME = "/home/student"
 SANDBOX_WORKDIR = "/home/student/work"
+SANDBOX_SUBMISSION = "/submission"  # read-only; copied into SANDBOX_WORKDIR when the sandbox starts
 
 # Only what a Python kernel needs to start; /etc as a whole would show the host's configuration.
 _ETC_FILES = (
@@ -52,6 +56,7 @@ class Limits:
     max_processes: int = 64
     max_file_bytes: int = 256 * 2**20
     max_open_files: int = 1024
+    disk_bytes: int = 512 * 2**20  # the work directory; /tmp gets a quarter of this
 
 
 def _readonly_roots() -> list[str]:
@@ -195,9 +200,13 @@ class CGroup:
 
 @dataclasses.dataclass
 class Sandbox:
-    """One student's jail: a writable work directory and a runtime directory shared with the grader."""
+    """One student's jail.
 
-    workdir: Path
+    ``submission`` (host) holds the files the student's code starts with; ``rundir`` (host) is shared
+    read-write with the grader for the kernel's connection file and sockets.
+    """
+
+    submission: Path
     rundir: Path
     limits: Limits = dataclasses.field(default_factory=Limits)
     use_bwrap: bool = True
@@ -209,6 +218,7 @@ class Sandbox:
         prefix: list[str] = []
         if self.cgroup is not None:
             prefix += self.cgroup.join_command()
+        prefix += ["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin"] if self.use_bwrap else []
         prefix += [
             "prlimit",
             f"--as={lim.address_space_bytes}",
@@ -219,7 +229,8 @@ class Sandbox:
         ]
         if not self.use_bwrap:
             return prefix + argv
-        return prefix + self._bwrap_args() + ["--"] + argv
+        fill_workdir = f'cp -R {SANDBOX_SUBMISSION}/. {SANDBOX_WORKDIR}/ 2>/dev/null; exec "$@"'
+        return [*prefix, *self._bwrap_args(), "--", "/bin/sh", "-c", fill_workdir, "sandbox", *argv]
 
     def _bwrap_args(self) -> list[str]:
         args = [
@@ -233,14 +244,22 @@ class Sandbox:
             "/proc",
             "--dev",
             "/dev",
+            "--size",
+            str(self.limits.disk_bytes // 4),
             "--tmpfs",
             "/tmp",
             "--dir",
             "/var/tmp",
+            "--size",
+            str(16 * 2**20),
             "--tmpfs",
             "/home",
             "--dir",
             SANDBOX_HOME,
+            "--size",
+            str(self.limits.disk_bytes),
+            "--tmpfs",
+            SANDBOX_WORKDIR,
         ]
         for d in _SYSTEM_DIRS:
             if os.path.islink(d):
@@ -253,9 +272,9 @@ class Sandbox:
         for root in _readonly_roots():
             args += ["--ro-bind", root, root]
         args += [
-            "--bind",
-            str(self.workdir),
-            SANDBOX_WORKDIR,
+            "--ro-bind",
+            str(self.submission),
+            SANDBOX_SUBMISSION,
             "--bind",
             str(self.rundir),
             str(self.rundir),

@@ -1,0 +1,398 @@
+"""Hostile submissions (``mlphys.demo.attacks``) graded by plain nbgrader with the course's config.
+
+The cohort is graded once per session by the shared ``graded`` fixture in ``conftest.py``.  Until the
+real assignment (``source/01_xor_nets``) and its cases exist, a small stand-in assignment with the same
+structure (solution cells, locked test cells with hidden parts) is built and graded here instead, with
+the reference, the blank release and the attacks only.
+
+What every attack must not achieve:
+
+- more points than an honest grader gives (exactly those points where determinable);
+- a change to anyone else's grade (the reference keeps full marks, the blank release 0);
+- hidden-test source, gradebook content or the grader's environment in any autograded notebook or
+  feedback page;
+- a change to the gradebook, or a file outside the sandbox (course root, /tmp);
+- a process that outlives the grading run;
+- an unfinished run: every student has an autograded notebook or an explanation in the log.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import ASSIGNMENT, REPO, TEST_LIMITS, GradedCohort, run_nbgrader
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from mlphys.demo import attacks
+from mlphys.demo.case import Case, Materials, write_notebook
+from mlphys.grading import sandbox
+from mlphys.grading.hidden import split_test_source
+
+NOTEBOOK = "xor_nets"
+REAL_SOURCE = REPO / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+
+# A secret in the grader's environment.  Set at import (collection), i.e. before the session's
+# autograde subprocess starts, which inherits it.  No student may ever print it.
+GRADER_SECRET = "mlphys-grader-secret-" + uuid.uuid4().hex
+os.environ["MLPHYS_GRADER_SECRET"] = GRADER_SECRET
+
+pytestmark = pytest.mark.skipif(sandbox.bwrap_available() is not None, reason="no bubblewrap here")
+
+
+# --------------------------------------------------------------------------------------------------
+# A stand-in assignment, used only while the real one does not exist
+
+
+def _code(source: str, grade_id: str | None = None, *, solution: bool = False, points: float | None = None):
+    cell = new_code_cell(source)
+    if grade_id is not None:
+        meta = {
+            "grade": points is not None,
+            "grade_id": grade_id,
+            "locked": not solution,
+            "schema_version": 3,
+            "solution": solution,
+            "task": False,
+        }
+        if points is not None:
+            meta["points"] = points
+        cell.metadata["nbgrader"] = meta
+    return cell
+
+
+def standin_notebook() -> nbformat.NotebookNode:
+    cells = [
+        new_markdown_cell("# XOR with a tiny network (stand-in)"),
+        _code("import numpy as np"),
+        _code(
+            "def xor_data():\n    ### BEGIN SOLUTION\n"
+            "    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)\n"
+            "    return X, np.array([0.0, 1.0, 1.0, 0.0])\n    ### END SOLUTION",
+            "xor_data",
+            solution=True,
+        ),
+        _code(
+            "X, y = xor_data()\nassert X.shape == (4, 2)\n### BEGIN HIDDEN TESTS\n"
+            "X_h, y_h = xor_data()\nexpect_close(y_h, [0.0, 1.0, 1.0, 0.0], what='the XOR labels y')\n"
+            "expect_close(X_h, [[0, 0], [0, 1], [1, 0], [1, 1]], what='the XOR inputs X')\n### END HIDDEN TESTS",
+            "test_xor_data",
+            points=1,
+        ),
+        _code(
+            "def forward(W1, b1, W2, b2, X):\n    ### BEGIN SOLUTION\n"
+            "    h = np.tanh(X @ W1 + b1)\n    return 1 / (1 + np.exp(-(h @ W2 + b2)))\n    ### END SOLUTION",
+            "forward",
+            solution=True,
+        ),
+        _code(
+            "rng = np.random.default_rng(0)\n"
+            "out = forward(rng.normal(size=(2, 3)), np.zeros(3), rng.normal(size=3), 0.0, np.ones((4, 2)))\n"
+            "assert out.shape == (4,)\n### BEGIN HIDDEN TESTS\n"
+            "rng_hidden_secret = np.random.default_rng(12345)\n"
+            "W1h, b1h = rng_hidden_secret.normal(size=(2, 5)), rng_hidden_secret.normal(size=5)\n"
+            "W2h, b2h = rng_hidden_secret.normal(size=5), 0.25\n"
+            "Xh = rng_hidden_secret.normal(size=(7, 2))\n"
+            "expected_forward_secret = 1 / (1 + np.exp(-(np.tanh(Xh @ W1h + b1h) @ W2h + b2h)))\n"
+            "expect_close(forward(W1h, b1h, W2h, b2h, Xh), expected_forward_secret, what='forward(...)')\n"
+            "### END HIDDEN TESTS",
+            "test_forward",
+            points=2,
+        ),
+        _code(
+            "def mse(pred, target):\n    ### BEGIN SOLUTION\n"
+            "    return float(np.mean((np.asarray(pred) - np.asarray(target)) ** 2))\n    ### END SOLUTION",
+            "mse",
+            solution=True,
+        ),
+        _code(
+            "assert abs(mse(np.zeros(2), np.ones(2)) - 1.0) < 1e-12\n### BEGIN HIDDEN TESTS\n"
+            "mse_value_hidden = mse(np.array([1.0, 2.0, 3.0]), np.array([1.5, 2.0, 2.0]))\n"
+            "expect_true(abs(expect_number(mse_value_hidden, what='mse') - 0.41666666666666667) < 1e-9,\n"
+            "            'mse([1, 2, 3], [1.5, 2, 2]) is not the mean squared error.')\n### END HIDDEN TESTS",
+            "test_mse",
+            points=2,
+        ),
+    ]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"standin-{i}"
+    return nb
+
+
+def _real_assignment_ready() -> bool:
+    if not REAL_SOURCE.exists():
+        return False
+    try:
+        import mlphys.demo.cases_01_xor  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _grade_standin(root: Path) -> GradedCohort:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "source" / ASSIGNMENT).mkdir(parents=True)
+    nbformat.write(standin_notebook(), root / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
+    (root / "nbgrader_config.py").write_text((REPO / "nbgrader_config.py").read_text() + TEST_LIMITS)
+    generated = run_nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
+    assert generated.returncode == 0, generated.stderr[-3000:]
+    materials = Materials(root, ASSIGNMENT, NOTEBOOK)
+    full = attacks.full_points(materials)
+    cases = [
+        Case(
+            "ref_solution",
+            ASSIGNMENT,
+            "reference",
+            "The reference solution.",
+            lambda d, m: write_notebook(m.reference(), d, m.notebook),
+            full,
+        ),
+        Case(
+            "blank_release",
+            ASSIGNMENT,
+            "blank",
+            "The release as handed out.",
+            lambda d, m: write_notebook(m.blank(), d, m.notebook),
+            0.0,
+        ),
+        *attacks.cases(materials),
+    ]
+    for case in cases:
+        directory = root / "submitted" / case.student / ASSIGNMENT
+        directory.mkdir(parents=True)
+        case.write(directory, materials)
+    graded = run_nbgrader(root, "autograde", ASSIGNMENT, "--force")
+    run_nbgrader(root, "generate_feedback", ASSIGNMENT, "--force")
+    exported = run_nbgrader(root, "export")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    with open(root / "grades.csv", newline="") as handle:
+        scores = {row["student_id"]: float(row["score"]) for row in csv.DictReader(handle)}
+    return GradedCohort(root, cases, scores, graded.stdout + graded.stderr)
+
+
+@pytest.fixture(scope="session")
+def cohort(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> GradedCohort:
+    if _real_assignment_ready():
+        return request.getfixturevalue("graded")
+    return _grade_standin(tmp_path_factory.mktemp("standin_course"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _materials(cohort: GradedCohort) -> Materials:
+    return Materials(cohort.root, ASSIGNMENT, NOTEBOOK)
+
+
+def _full_points(cohort: GradedCohort) -> float:
+    return attacks.full_points(_materials(cohort))
+
+
+def _attack_students(cohort: GradedCohort) -> list[str]:
+    return [c.student for c in cohort.cases if c.kind == "attack"]
+
+
+def _attack_names() -> list[str]:
+    """Ids for parametrisation, known at collection (building cases reads only the source notebook)."""
+    if REAL_SOURCE.exists():
+        probe = Materials(REPO, ASSIGNMENT, NOTEBOOK)
+    else:
+        root = Path(tempfile.mkdtemp(prefix="mlphys-standin-"))
+        (root / "source" / ASSIGNMENT).mkdir(parents=True)
+        nbformat.write(standin_notebook(), root / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
+        probe = Materials(root, ASSIGNMENT, NOTEBOOK)
+    return [c.student.removeprefix("attack_") for c in attacks.cases(probe)]
+
+
+ATTACKS = _attack_names()
+
+
+def _secret_lines(cohort: GradedCohort) -> set[str]:
+    """Non-trivial lines of hidden-test source in the instructor's notebook."""
+    lines: set[str] = set()
+    for cell in _materials(cohort).source().cells:
+        if cell.cell_type == "code" and "BEGIN HIDDEN TESTS" in cell.source:
+            for line in split_test_source(cell.source)[1].splitlines():
+                if len(line.strip()) > 12:
+                    lines.add(line.strip())
+    return lines
+
+
+def _documents(cohort: GradedCohort) -> list[Path]:
+    return sorted((cohort.root / "autograded").rglob("*.ipynb")) + sorted((cohort.root / "feedback").rglob("*.html"))
+
+
+def _outputs_text(path: Path) -> str:
+    nb = json.loads(path.read_text(errors="replace"))
+    return json.dumps([c.get("outputs", []) for c in nb["cells"]])
+
+
+# --------------------------------------------------------------------------------------------------
+# Scores
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_attack_gains_no_points(cohort: GradedCohort, name: str) -> None:
+    student = f"attack_{name}"
+    case = cohort.case(student)
+    score = cohort.scores.get(student, 0.0)
+    if case.expected_points is None:
+        assert score == 0.0, case.description
+    else:
+        assert score == case.expected_points, f"{case.description}: got {score}, expected {case.expected_points}"
+
+
+def test_honest_students_keep_their_grades(cohort: GradedCohort) -> None:
+    assert cohort.scores["ref_solution"] == _full_points(cohort) > 0
+    assert cohort.scores["blank_release"] == 0.0
+
+
+def test_no_score_exceeds_the_assignment(cohort: GradedCohort) -> None:
+    full = _full_points(cohort)
+    assert all(score <= full for score in cohort.scores.values()), cohort.scores
+
+
+def test_every_attack_ran_to_an_end(cohort: GradedCohort) -> None:
+    """Every submission has an autograded notebook, or the log says why not."""
+    for student in _attack_students(cohort):
+        if cohort.autograded_notebook(student).exists():
+            continue
+        log = cohort.autograde_log
+        assert f"for student '{student}'" in log or "No notebooks found" in log, student
+
+
+def test_reference_and_blank_graded_without_errors(cohort: GradedCohort) -> None:
+    for student in ("ref_solution", "blank_release"):
+        assert cohort.autograded_notebook(student).exists()
+        assert f"for student '{student}'" not in cohort.autograde_log
+
+
+# --------------------------------------------------------------------------------------------------
+# Secrets
+
+
+def test_no_hidden_test_source_anywhere(cohort: GradedCohort) -> None:
+    secrets = _secret_lines(cohort)
+    assert secrets
+    for path in _documents(cohort):
+        text = path.read_text(errors="replace")
+        leaked = [line for line in secrets if line in text]
+        assert not leaked, f"{path.relative_to(cohort.root)} shows hidden-test source: {leaked[:3]}"
+
+
+def test_no_gradebook_or_grader_environment_in_outputs(cohort: GradedCohort) -> None:
+    """Outputs (not the student's own sources, which may name these things) never show secrets."""
+    forbidden = {
+        GRADER_SECRET: "the grader's environment (MLPHYS_GRADER_SECRET)",
+        "NBGRADER_EXECUTION=": "the grader's environment (NBGRADER_EXECUTION)",
+        "SQLite format 3": "the gradebook's bytes",
+        "CREATE TABLE assignment": "the gradebook's schema",
+        "BEGIN HIDDEN TESTS": "the hidden-test marker of the source notebook",
+        "MLPHYS_NET_OPEN ": "a network connection",
+    }
+    problems = []
+    for path in sorted((cohort.root / "autograded").rglob("*.ipynb")):
+        text = _outputs_text(path)
+        for needle, what in forbidden.items():
+            if needle in text:
+                problems.append(f"{path.relative_to(cohort.root)} shows {what}")
+    for path in sorted((cohort.root / "feedback").rglob("*.html")):
+        if GRADER_SECRET in path.read_text(errors="replace"):
+            problems.append(f"{path.relative_to(cohort.root)} shows the grader's environment")
+    assert not problems, "\n".join(problems)
+
+
+def test_feedback_has_no_student_script(cohort: GradedCohort) -> None:
+    """Student HTML/JS output must not run in the feedback page (or the formgrader)."""
+    path = cohort.feedback_html("attack_html_script_output")
+    if not path.exists():
+        pytest.skip("no feedback page for this attack")
+    text = path.read_text(errors="replace")
+    pattern = r"<script>\s*document\.title\s*=\s*\"mlphys-xss-marker\""
+    assert not re.search(pattern, text), "student <script> in feedback"
+
+
+# --------------------------------------------------------------------------------------------------
+# Side effects
+
+
+def test_gradebook_untouched(cohort: GradedCohort) -> None:
+    con = sqlite3.connect(cohort.root / "gradebook.db")
+    try:
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert attacks.GRADEBOOK_CANARY_TABLE not in tables
+        students = {row[0] for row in con.execute("SELECT id FROM student")}
+        assert students <= {c.student for c in cohort.cases}, students - {c.student for c in cohort.cases}
+        bad = list(
+            con.execute(
+                "SELECT g.id, g.auto_score, g.manual_score, c.max_score FROM grade g JOIN grade_cells c "
+                "ON g.cell_id = c.id WHERE g.auto_score > c.max_score OR g.manual_score IS NOT NULL"
+            )
+        )
+        assert not bad, bad
+    finally:
+        con.close()
+
+
+def test_no_files_outside_the_sandbox(cohort: GradedCohort) -> None:
+    name = attacks.pwned_name(cohort.root)
+    candidates = [
+        cohort.root / name,
+        Path("/tmp") / name,
+        Path("/var/tmp") / name,
+        Path.home() / name,
+        cohort.root.parent / name,
+        cohort.root / "submitted" / name,
+    ]
+    found = [str(p) for p in candidates if os.path.lexists(p)]
+    found += [str(p) for p in cohort.root.rglob(name + "*") if not {"quarantine", "submitted"} & set(p.parts)]
+    assert not found, f"files created outside the sandbox: {found}"
+
+
+def test_no_process_survives(cohort: GradedCohort) -> None:
+    marker = attacks.process_marker(cohort.root)
+    result = subprocess.run(["pgrep", "-af", marker], capture_output=True, text=True)
+    survivors = [line for line in result.stdout.splitlines() if "pgrep" not in line]
+    assert not survivors, survivors
+
+
+def test_no_sandbox_left_behind(cohort: GradedCohort) -> None:
+    leftovers = [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("mlphys-grade-*") if p.is_dir()]
+    # Other sessions may be grading concurrently; only fail for stages that are not in use.
+    stale = [p for p in leftovers if not any((p / "run").glob("kernel*"))]
+    assert not stale, stale
+
+
+def test_disk_use_is_bounded(cohort: GradedCohort) -> None:
+    path = cohort.autograded_notebook("attack_disk_fill")
+    assert path.exists()
+    found = re.findall(re.escape(attacks.DISK_PREFIX) + r"(\d+)", _outputs_text(path))
+    allocated = int(found[-1]) if found else 0
+    assert allocated <= 1024, f"a student wrote {allocated} MB to the grading host's disk"
+
+
+def test_flooding_output_is_bounded(cohort: GradedCohort) -> None:
+    for student in ("attack_print_50mb", "attack_print_forever"):
+        path = cohort.autograded_notebook(student)
+        assert path.exists(), student
+        assert path.stat().st_size < 20_000_000, (student, path.stat().st_size)
+
+
+def test_quarantine_keeps_links_out(cohort: GradedCohort) -> None:
+    for student in ("attack_symlinks_beside_notebook", "attack_notebook_symlink"):
+        autograded = cohort.root / "autograded" / student / ASSIGNMENT
+        if autograded.exists():
+            links = [p for p in autograded.rglob("*") if p.is_symlink()]
+            assert not links, links

@@ -1,9 +1,6 @@
 """Hostile submissions (``mlphys.demo.attacks``) graded by plain nbgrader with the course's config.
 
-The cohort is graded once per session by the shared ``graded`` fixture in ``conftest.py``.  Until the
-real assignment (``source/01_xor_nets``) and its cases exist, a small stand-in assignment with the same
-structure (solution cells, locked test cells with hidden parts) is built and graded here instead, with
-the reference, the blank release and the attacks only.
+The cohort is graded once per session by the shared ``graded`` fixture in ``conftest.py``.
 
 What every attack must not achieve:
 
@@ -18,28 +15,23 @@ What every attack must not achieve:
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
 import sqlite3
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
-import nbformat
 import pytest
-from conftest import ASSIGNMENT, REPO, TEST_LIMITS, GradedCohort, run_nbgrader
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from conftest import ASSIGNMENT, REPO, GradedCohort
 from mlphys.demo import attacks
-from mlphys.demo.case import Case, Materials, write_notebook
+from mlphys.demo.case import Materials
 from mlphys.grading import sandbox
 from mlphys.grading.hidden import split_test_source
 
 NOTEBOOK = "xor_nets"
-REAL_SOURCE = REPO / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
 
 # A secret in the grader's environment.  Set at import (collection), i.e. before the session's
 # autograde subprocess starts, which inherits it.  No student may ever print it.
@@ -49,143 +41,9 @@ os.environ["MLPHYS_GRADER_SECRET"] = GRADER_SECRET
 pytestmark = pytest.mark.skipif(sandbox.bwrap_available() is not None, reason="no bubblewrap here")
 
 
-# --------------------------------------------------------------------------------------------------
-# A stand-in assignment, used only while the real one does not exist
-
-
-def _code(source: str, grade_id: str | None = None, *, solution: bool = False, points: float | None = None):
-    cell = new_code_cell(source)
-    if grade_id is not None:
-        meta = {
-            "grade": points is not None,
-            "grade_id": grade_id,
-            "locked": not solution,
-            "schema_version": 3,
-            "solution": solution,
-            "task": False,
-        }
-        if points is not None:
-            meta["points"] = points
-        cell.metadata["nbgrader"] = meta
-    return cell
-
-
-def standin_notebook() -> nbformat.NotebookNode:
-    cells = [
-        new_markdown_cell("# XOR with a tiny network (stand-in)"),
-        _code("import numpy as np"),
-        _code(
-            "def xor_data():\n    ### BEGIN SOLUTION\n"
-            "    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)\n"
-            "    return X, np.array([0.0, 1.0, 1.0, 0.0])\n    ### END SOLUTION",
-            "xor_data",
-            solution=True,
-        ),
-        _code(
-            "X, y = xor_data()\nassert X.shape == (4, 2)\n### BEGIN HIDDEN TESTS\n"
-            "X_h, y_h = xor_data()\nexpect_close(y_h, [0.0, 1.0, 1.0, 0.0], what='the XOR labels y')\n"
-            "expect_close(X_h, [[0, 0], [0, 1], [1, 0], [1, 1]], what='the XOR inputs X')\n### END HIDDEN TESTS",
-            "test_xor_data",
-            points=1,
-        ),
-        _code(
-            "def forward(W1, b1, W2, b2, X):\n    ### BEGIN SOLUTION\n"
-            "    h = np.tanh(X @ W1 + b1)\n    return 1 / (1 + np.exp(-(h @ W2 + b2)))\n    ### END SOLUTION",
-            "forward",
-            solution=True,
-        ),
-        _code(
-            "rng = np.random.default_rng(0)\n"
-            "out = forward(rng.normal(size=(2, 3)), np.zeros(3), rng.normal(size=3), 0.0, np.ones((4, 2)))\n"
-            "assert out.shape == (4,)\n### BEGIN HIDDEN TESTS\n"
-            "rng_hidden_secret = np.random.default_rng(12345)\n"
-            "W1h, b1h = rng_hidden_secret.normal(size=(2, 5)), rng_hidden_secret.normal(size=5)\n"
-            "W2h, b2h = rng_hidden_secret.normal(size=5), 0.25\n"
-            "Xh = rng_hidden_secret.normal(size=(7, 2))\n"
-            "expected_forward_secret = 1 / (1 + np.exp(-(np.tanh(Xh @ W1h + b1h) @ W2h + b2h)))\n"
-            "expect_close(forward(W1h, b1h, W2h, b2h, Xh), expected_forward_secret, what='forward(...)')\n"
-            "### END HIDDEN TESTS",
-            "test_forward",
-            points=2,
-        ),
-        _code(
-            "def mse(pred, target):\n    ### BEGIN SOLUTION\n"
-            "    return float(np.mean((np.asarray(pred) - np.asarray(target)) ** 2))\n    ### END SOLUTION",
-            "mse",
-            solution=True,
-        ),
-        _code(
-            "assert abs(mse(np.zeros(2), np.ones(2)) - 1.0) < 1e-12\n### BEGIN HIDDEN TESTS\n"
-            "mse_value_hidden = mse(np.array([1.0, 2.0, 3.0]), np.array([1.5, 2.0, 2.0]))\n"
-            "expect_true(abs(expect_number(mse_value_hidden, what='mse') - 0.41666666666666667) < 1e-9,\n"
-            "            'mse([1, 2, 3], [1.5, 2, 2]) is not the mean squared error.')\n### END HIDDEN TESTS",
-            "test_mse",
-            points=2,
-        ),
-    ]
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    for i, cell in enumerate(nb.cells):
-        cell["id"] = f"standin-{i}"
-    return nb
-
-
-def _real_assignment_ready() -> bool:
-    if not REAL_SOURCE.exists():
-        return False
-    try:
-        import mlphys.demo.cases_01_xor  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _grade_standin(root: Path) -> GradedCohort:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "source" / ASSIGNMENT).mkdir(parents=True)
-    nbformat.write(standin_notebook(), root / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
-    (root / "nbgrader_config.py").write_text((REPO / "nbgrader_config.py").read_text() + TEST_LIMITS)
-    generated = run_nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
-    assert generated.returncode == 0, generated.stderr[-3000:]
-    materials = Materials(root, ASSIGNMENT, NOTEBOOK)
-    full = attacks.full_points(materials)
-    cases = [
-        Case(
-            "ref_solution",
-            ASSIGNMENT,
-            "reference",
-            "The reference solution.",
-            lambda d, m: write_notebook(m.reference(), d, m.notebook),
-            full,
-        ),
-        Case(
-            "blank_release",
-            ASSIGNMENT,
-            "blank",
-            "The release as handed out.",
-            lambda d, m: write_notebook(m.blank(), d, m.notebook),
-            0.0,
-        ),
-        *attacks.cases(materials),
-    ]
-    for case in cases:
-        directory = root / "submitted" / case.student / ASSIGNMENT
-        directory.mkdir(parents=True)
-        case.write(directory, materials)
-    graded = run_nbgrader(root, "autograde", ASSIGNMENT, "--force")
-    run_nbgrader(root, "generate_feedback", ASSIGNMENT, "--force")
-    exported = run_nbgrader(root, "export")
-    assert exported.returncode == 0, exported.stderr[-3000:]
-    with open(root / "grades.csv", newline="") as handle:
-        scores = {row["student_id"]: float(row["score"]) for row in csv.DictReader(handle)}
-    return GradedCohort(root, cases, scores, graded.stdout + graded.stderr)
-
-
 @pytest.fixture(scope="session")
-def cohort(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> GradedCohort:
-    if _real_assignment_ready():
-        return request.getfixturevalue("graded")
-    return _grade_standin(tmp_path_factory.mktemp("standin_course"))
+def cohort(graded: GradedCohort) -> GradedCohort:
+    return graded
 
 
 # --------------------------------------------------------------------------------------------------
@@ -206,14 +64,7 @@ def _attack_students(cohort: GradedCohort) -> list[str]:
 
 def _attack_names() -> list[str]:
     """Ids for parametrisation, known at collection (building cases reads only the source notebook)."""
-    if REAL_SOURCE.exists():
-        probe = Materials(REPO, ASSIGNMENT, NOTEBOOK)
-    else:
-        root = Path(tempfile.mkdtemp(prefix="mlphys-standin-"))
-        (root / "source" / ASSIGNMENT).mkdir(parents=True)
-        nbformat.write(standin_notebook(), root / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
-        probe = Materials(root, ASSIGNMENT, NOTEBOOK)
-    return [c.student.removeprefix("attack_") for c in attacks.cases(probe)]
+    return [c.student.removeprefix("attack_") for c in attacks.cases(Materials(REPO, ASSIGNMENT, NOTEBOOK))]
 
 
 ATTACKS = _attack_names()

@@ -92,3 +92,39 @@ def test_student_functions_can_be_passed_to_student_functions() -> None:
 def test_forged_reply_values_are_still_judged() -> None:
     s, _ = session({"f": lambda: wire.Unsupported("x")})
     assert not s.run("assert f() == 1, 'f'", "t").passed
+
+
+def test_property_based_hidden_test_reports_the_smallest_failing_case() -> None:
+    s, _ = session({"absolute": lambda x: abs(x) if x > -5 else 0})
+    verdict = s.run(
+        "from hypothesis import given, settings, strategies as st\n"
+        "@settings(derandomize=True, database=None, max_examples=200)\n"
+        "@given(st.integers(-100, 100))\n"
+        "def _check(x):\n"
+        "    assert absolute(x) == abs(x), 'absolute(x) is wrong for some integer x'\n"
+        "_check()",
+        "t",
+    )
+    assert not verdict.passed
+    assert "absolute(x) is wrong" in verdict.message
+    assert "Failing test case" in verdict.message and "x=-5" in verdict.message
+
+
+def test_a_helper_parameter_does_not_hide_a_student_function() -> None:
+    s, _ = session({"step": lambda z: (np.asarray(z) > 0).astype(float)})
+    source = "def _apply(step, z):\n    return step(z)\nexpect_close(step(np.array([1.0])), [1.0], what='step')"
+    assert s.run(source, "t").passed
+
+
+def test_helpers_of_a_failed_block_stay_trusted() -> None:
+    s, _ = session({"_helper": lambda: "forged", "f": lambda: 1})
+    assert not s.run("def _helper():\n    return 1\nassert f() == 2, 'f() should be 2'", "first").passed
+    assert s.run("assert _helper() == 1, 'trusted helper'", "second").passed
+
+
+def test_names_reserved_by_later_blocks_are_never_taken_from_the_student() -> None:
+    fake = FakeKernel({"_ref": lambda: 7})
+    s = hidden.HiddenTestSession(fake, reserved={"_ref"})
+    verdict = s.run("assert _ref() == 7, 'uses the student-defined _ref'", "t")
+    assert not verdict.passed
+    assert all("_ref" not in r.get("names", []) for r in fake.requests)

@@ -221,7 +221,13 @@ class SandboxedExecute(NbGraderPreprocessor):
                 gone.append(self._stop_reason(exc, box))
                 raise hidden.KernelGone(gone[-1]) from None
 
-        session = hidden.HiddenTestSession(transport)
+        reserved: set[str] = set()
+        for _, hidden_source in tests.values():
+            try:
+                reserved |= hidden.bound_names(hidden_source)
+            except SyntaxError:
+                pass  # reported as that cell's verdict when it runs
+        session = hidden.HiddenTestSession(transport, reserved)
         try:
             async with client.async_setup_kernel():
                 for cell in nb.cells:

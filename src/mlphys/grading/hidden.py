@@ -11,10 +11,10 @@ the verdict.
 
 from __future__ import annotations
 
-import ast
 import builtins
 import dataclasses
 import math
+import symtable
 from collections.abc import Callable
 from typing import Any
 
@@ -94,27 +94,31 @@ class StudentFunction(wire.RemoteRef):
         return wire.decode_obj(reply.get("value"))
 
 
-def _bound_names(tree: ast.AST) -> set[str]:
-    bound: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            bound.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, ast.alias):
-            bound.add((node.asname or node.name).split(".")[0])
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-    return bound
+def _scope_names(source: str) -> tuple[set[str], set[str]]:
+    """(names the block binds at its top level, names it reads from module scope), scope-aware."""
+    top = symtable.symtable(source, "<hidden tests>", "exec")
+    bound = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    read: set[str] = set()
+
+    def visit(table: symtable.SymbolTable, is_top: bool) -> None:
+        for sym in table.get_symbols():
+            if sym.is_referenced() and (is_top or sym.is_global()) and sym.get_name() not in bound:
+                read.add(sym.get_name())
+        for child in table.get_children():
+            visit(child, False)
+
+    visit(top, True)
+    return bound, read - set(dir(builtins))
+
+
+def bound_names(source: str) -> set[str]:
+    """Names a block of code defines at its top level (assignments, imports, defs, classes)."""
+    return _scope_names(source)[0]
 
 
 def free_names(source: str) -> set[str]:
-    """Names a block of code reads but neither defines itself nor gets from Python's builtins."""
-    tree = ast.parse(source)
-    loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    return loaded - _bound_names(tree) - set(dir(builtins))
+    """Names a block of code reads from module scope without defining them or finding them in builtins."""
+    return _scope_names(source)[1]
 
 
 @dataclasses.dataclass
@@ -137,12 +141,15 @@ class HiddenTestSession:
     redefine them between test cells.
     """
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, reserved: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         self._transport = transport
         self._trusted = _base_namespace()
+        # Names that some hidden block of this notebook defines are the instructor's, even before
+        # (or if) that block runs: they are never looked up in the student's notebook.
+        self._reserved = set(reserved)
 
     def _student_bindings(self, names: set[str]) -> tuple[dict[str, Any], set[str]]:
-        wanted = sorted(n for n in names if n not in self._trusted)
+        wanted = sorted(n for n in names if n not in self._trusted and n not in self._reserved)
         if not wanted:
             return {}, set()
         reply = self._transport({"op": "describe", "names": wanted})
@@ -165,6 +172,8 @@ class HiddenTestSession:
     def run(self, hidden_source: str, label: str) -> Verdict:
         """Execute one hidden block; its verdict is pass unless it raises."""
         missing: set[str] = set()
+        bindings: dict[str, Any] = {}
+        ns: dict[str, Any] = {}
         try:
             code = compile(hidden_source, f"<hidden tests {label}>", "exec")
             bindings, missing = self._student_bindings(free_names(hidden_source))
@@ -172,9 +181,11 @@ class HiddenTestSession:
             exec(code, ns)
         except Exception as exc:  # every failure becomes a verdict; see describe_failure
             return Verdict(False, describe_failure(exc, missing))
-        for key, value in ns.items():
-            if key not in bindings or value is not bindings[key]:
-                self._trusted[key] = value
+        finally:
+            # What the block defined stays the instructor's, even if the block failed half-way.
+            for key, value in ns.items():
+                if key not in bindings or value is not bindings[key]:
+                    self._trusted[key] = value
         return Verdict(True, "")
 
 
@@ -195,5 +206,9 @@ def describe_failure(exc: BaseException, missing: set[str]) -> str:
     if isinstance(exc, wire.WireError):
         return f"Your code handed back data that the grader cannot accept ({exc})."
     if isinstance(exc, AssertionError):
-        return str(exc) or "A hidden check failed."
+        # Property-based hidden tests: hypothesis attaches the smallest failing case it found as a
+        # note ("Failing test case: ..." or, in older versions, "Falsifying example: ..."), which
+        # names the generated inputs, never the test's source.
+        notes = [n for n in getattr(exc, "__notes__", []) if n.startswith(("Failing test case", "Falsifying example"))]
+        return "\n".join([str(exc) or "A hidden check failed.", *notes])
     return f"A hidden check could not use what your code returned ({type(exc).__name__}: {str(exc)[:300]})."

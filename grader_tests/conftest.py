@@ -8,11 +8,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from mlphys.cli import nbgrader
 from mlphys.demo.case import Case
 from mlphys.demo.cohort import cohort, write_cohort
+from mlphys.grading.hidden import split_test_source
 
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "01_xor_nets"
@@ -57,6 +59,37 @@ class GradedCohort:
 
     def feedback_html(self, student: str) -> Path:
         return self.root / "feedback" / student / ASSIGNMENT / "xor_nets.html"
+
+    def hidden_test_leaks(self) -> dict[str, list[str]]:
+        """Lines of hidden-test source found in any autograded notebook or feedback page.
+
+        A line the student's own submission contains (say ``except Exception:``) is not a leak.
+        """
+        secrets = hidden_test_lines(self.root / "source" / ASSIGNMENT / "xor_nets.ipynb")
+        assert secrets
+        leaks: dict[str, list[str]] = {}
+        for folder, pattern in (("autograded", "*.ipynb"), ("feedback", "*.html")):
+            for path in (self.root / folder).rglob(pattern):
+                student = path.relative_to(self.root / folder).parts[0]
+                own = "\n".join(
+                    p.read_text(errors="replace")
+                    for p in (self.root / "submitted" / student).rglob("*")
+                    if p.is_file() and not p.is_symlink()
+                )
+                text = path.read_text(errors="replace")
+                found = [line for line in secrets if line in text and line not in own]
+                if found:
+                    leaks[str(path.relative_to(self.root))] = found
+        return leaks
+
+
+def hidden_test_lines(source_notebook: Path) -> set[str]:
+    """Every non-trivial line of hidden-test source in an instructor notebook."""
+    lines: set[str] = set()
+    for cell in nbformat.read(source_notebook, 4).cells:
+        if cell.cell_type == "code" and "BEGIN HIDDEN TESTS" in cell.source:
+            lines |= {line.strip() for line in split_test_source(cell.source)[1].splitlines() if len(line.strip()) > 12}
+    return lines
 
 
 def grade_cohort(root: Path) -> GradedCohort:

@@ -94,8 +94,11 @@ def main() -> None:
         for engine in engines:
             print(f"{engine.name:15} {engine.notebooks:9d} {engine.best:8.2f} {engine.best / engine.notebooks:11.3f}")
         print(f"ratio (mlphys / stock, per notebook): {ours.best / stock.best:.2f}x")
-        same = scores(stock.root) == scores(ours.root)
-        print(f"both engines give the same scores to these honest submissions: {'yes' if same else 'NO'}")
+        stock_scores, our_scores = scores(stock.root), scores(ours.root)
+        differ = sorted(s for s in our_scores if our_scores[s] != stock_scores.get(s))
+        print(f"submissions scored differently by the two engines: {len(differ)} of {len(our_scores)}")
+        for student in differ:
+            print(f"  {student}: stock {stock_scores.get(student)}, mlphys {our_scores[student]}")
 
 
 if __name__ == "__main__":

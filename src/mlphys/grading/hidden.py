@@ -70,6 +70,7 @@ class StudentFunction(wire.RemoteRef):
 
     def __init__(self, name: str, transport: Transport) -> None:
         super().__init__(name)
+        self.__name__ = self.__qualname__ = name  # as for the function it stands for
         self._transport = transport
 
     def __repr__(self) -> str:

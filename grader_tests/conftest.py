@@ -1,4 +1,4 @@
-"""Shared fixtures: a throwaway course in which the demo cohort is graded once per test session."""
+"""Shared fixtures: a throwaway course in which every assignment's demo cohort is graded once."""
 
 from __future__ import annotations
 
@@ -13,17 +13,17 @@ import pytest
 
 from mlphys.cli import nbgrader
 from mlphys.demo.case import Case
-from mlphys.demo.cohort import cohort, write_cohort
+from mlphys.demo.cohort import ASSIGNMENTS, cohort, write_cohort
 from mlphys.grading.hidden import split_test_source
 
 REPO = Path(__file__).resolve().parent.parent
-ASSIGNMENT = "01_xor_nets"
+ASSIGNMENT = "01_xor_nets"  # the assignment the attack catalogue is graded on
 
 # Short limits keep the hostile cases (hangs, floods, memory hogs) quick; the real config's
 # limits are the same mechanism with larger numbers.
 TEST_LIMITS = """
-c.SandboxedExecute.timeout = 10
-c.SandboxedExecute.notebook_timeout = 60
+c.SandboxedExecute.timeout = 20
+c.SandboxedExecute.notebook_timeout = 120
 c.SandboxedExecute.memory_limit_mb = 1024
 c.SandboxedExecute.max_processes = 64
 """
@@ -39,48 +39,10 @@ def make_course(root: Path) -> Path:
     shutil.copytree(REPO / "source", root / "source")
     config = (REPO / "nbgrader_config.py").read_text() + TEST_LIMITS
     (root / "nbgrader_config.py").write_text(config)
-    generated = run_nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
-    assert generated.returncode == 0, generated.stderr[-3000:]
+    for assignment in ASSIGNMENTS:
+        generated = run_nbgrader(root, "generate_assignment", assignment, "--force")
+        assert generated.returncode == 0, generated.stderr[-3000:]
     return root
-
-
-@dataclasses.dataclass
-class GradedCohort:
-    root: Path
-    cases: list[Case]
-    scores: dict[str, float]
-    autograde_log: str
-
-    def case(self, student: str) -> Case:
-        return next(c for c in self.cases if c.student == student)
-
-    def autograded_notebook(self, student: str) -> Path:
-        return self.root / "autograded" / student / ASSIGNMENT / "xor_nets.ipynb"
-
-    def feedback_html(self, student: str) -> Path:
-        return self.root / "feedback" / student / ASSIGNMENT / "xor_nets.html"
-
-    def hidden_test_leaks(self) -> dict[str, list[str]]:
-        """Lines of hidden-test source found in any autograded notebook or feedback page.
-
-        A line the student's own submission contains (say ``except Exception:``) is not a leak.
-        """
-        secrets = hidden_test_lines(self.root / "source" / ASSIGNMENT / "xor_nets.ipynb")
-        assert secrets
-        leaks: dict[str, list[str]] = {}
-        for folder, pattern in (("autograded", "*.ipynb"), ("feedback", "*.html")):
-            for path in (self.root / folder).rglob(pattern):
-                student = path.relative_to(self.root / folder).parts[0]
-                own = "\n".join(
-                    p.read_text(errors="replace")
-                    for p in (self.root / "submitted" / student).rglob("*")
-                    if p.is_file() and not p.is_symlink()
-                )
-                text = path.read_text(errors="replace")
-                found = [line for line in secrets if line in text and line not in own]
-                if found:
-                    leaks[str(path.relative_to(self.root))] = found
-        return leaks
 
 
 def hidden_test_lines(source_notebook: Path) -> set[str]:
@@ -92,19 +54,91 @@ def hidden_test_lines(source_notebook: Path) -> set[str]:
     return lines
 
 
-def grade_cohort(root: Path) -> GradedCohort:
-    cases = cohort(root, ASSIGNMENT)
+def autograded_points(source_notebook: Path) -> float:
+    """What a perfect submission scores before any manual grading: the points of the test cells."""
+    return sum(
+        float(c.metadata["nbgrader"]["points"])
+        for c in nbformat.read(source_notebook, 4).cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")
+    )
+
+
+@dataclasses.dataclass
+class GradedCohort:
+    """One assignment's demo cohort after autograde, feedback and export."""
+
+    root: Path
+    assignment: str
+    cases: list[Case]
+    scores: dict[str, float]
+    autograde_log: str
+
+    @property
+    def notebook(self) -> str:
+        return ASSIGNMENTS[self.assignment][0]
+
+    @property
+    def source_notebook(self) -> Path:
+        return self.root / "source" / self.assignment / f"{self.notebook}.ipynb"
+
+    def case(self, student: str) -> Case:
+        return next(c for c in self.cases if c.student == student)
+
+    def autograded_notebook(self, student: str) -> Path:
+        return self.root / "autograded" / student / self.assignment / f"{self.notebook}.ipynb"
+
+    def feedback_html(self, student: str) -> Path:
+        return self.root / "feedback" / student / self.assignment / f"{self.notebook}.html"
+
+    def hidden_test_leaks(self) -> dict[str, list[str]]:
+        """Lines of hidden-test source found in any autograded notebook or feedback page.
+
+        A line the student's own submission contains (say ``except Exception:``) is not a leak.
+        """
+        secrets = hidden_test_lines(self.source_notebook)
+        assert secrets
+        leaks: dict[str, list[str]] = {}
+        for folder, pattern in (("autograded", "*.ipynb"), ("feedback", "*.html")):
+            for path in (self.root / folder).glob(f"*/{self.assignment}/**/{pattern}"):
+                student = path.relative_to(self.root / folder).parts[0]
+                own = "\n".join(
+                    p.read_text(errors="replace")
+                    for p in (self.root / "submitted" / student / self.assignment).rglob("*")
+                    if p.is_file() and not p.is_symlink()
+                )
+                text = path.read_text(errors="replace")
+                found = [line for line in secrets if line in text and line not in own]
+                if found:
+                    leaks[str(path.relative_to(self.root))] = found
+        return leaks
+
+
+def grade_cohort(root: Path, assignment: str) -> GradedCohort:
+    cases = cohort(root, assignment)
     write_cohort(root, cases)
-    graded = run_nbgrader(root, "autograde", ASSIGNMENT, "--force")
-    run_nbgrader(root, "generate_feedback", ASSIGNMENT, "--force")
+    graded = run_nbgrader(root, "autograde", assignment, "--force")
+    run_nbgrader(root, "generate_feedback", assignment, "--force")
     exported = run_nbgrader(root, "export")
     assert exported.returncode == 0, exported.stderr[-3000:]
     with open(root / "grades.csv", newline="") as handle:
-        scores = {row["student_id"]: float(row["score"]) for row in csv.DictReader(handle)}
-    return GradedCohort(root, cases, scores, graded.stdout + graded.stderr)
+        scores = {
+            row["student_id"]: float(row["score"]) for row in csv.DictReader(handle) if row["assignment"] == assignment
+        }
+    return GradedCohort(root, assignment, cases, scores, graded.stdout + graded.stderr)
+
+
+def grade_course(root: Path) -> dict[str, GradedCohort]:
+    make_course(root)
+    return {assignment: grade_cohort(root, assignment) for assignment in ASSIGNMENTS}
 
 
 @pytest.fixture(scope="session")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> GradedCohort:
-    """The whole demo cohort (reference, blank, typical mistakes, attacks), graded once."""
-    return grade_cohort(make_course(tmp_path_factory.mktemp("course")))
+def course(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GradedCohort]:
+    """Every assignment's demo cohort (reference, blank, typical mistakes, attacks), graded once."""
+    return grade_course(tmp_path_factory.mktemp("course"))
+
+
+@pytest.fixture(scope="session")
+def graded(course: dict[str, GradedCohort]) -> GradedCohort:
+    """The cohort that holds the attack catalogue."""
+    return course[ASSIGNMENT]

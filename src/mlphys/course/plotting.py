@@ -63,3 +63,53 @@ def plot_net_output(
     if colorbar:
         ax.figure.colorbar(image, ax=ax, shrink=0.85)
     return ax
+
+
+def plot_cost_curve(
+    costs,
+    ax=None,
+    *,
+    label: str | None = None,
+    window: int | None = None,
+    title: str | None = None,
+    diverged_above: float = 1e6,
+):
+    """Draw a cost history (one cost per training step) on a logarithmic scale.
+
+    The raw costs are drawn faintly and their running mean over ``window`` steps (by default about a
+    fiftieth of the run) on top, in the same colour, so that the trend shows through the noise of
+    stochastic gradient descent.  A run whose cost becomes infinite, NaN or larger than
+    ``diverged_above`` counts as diverged: its curve ends there, marked by an x, and its label says so.
+    Returns the matplotlib Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3.4))
+    costs = np.asarray(costs, dtype=float).ravel()
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(costs) & (costs <= diverged_above)
+    diverged = not ok.all()
+    if diverged:
+        costs = costs[: int(np.argmin(ok))]
+        label = f"{label} (diverged)" if label else "diverged"
+    steps = np.arange(costs.size)
+    if window is None:
+        window = max(1, costs.size // 50)
+    window = max(1, min(int(window), max(costs.size, 1)))
+    (line,) = ax.plot(steps, costs, lw=0.5, alpha=0.3)
+    if costs.size >= window and costs.size > 0:
+        smooth = np.convolve(costs, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1 :], smooth, color=line.get_color(), lw=1.5, label=label)
+    else:
+        line.set_label(label)
+    if diverged and costs.size > 0:
+        ax.plot(steps[-1], costs[-1], "x", color=line.get_color(), ms=8, mew=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("cost $C$")
+    if title:
+        ax.set_title(title)
+    if label:
+        ax.legend(fontsize="small")
+    return ax

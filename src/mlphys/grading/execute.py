@@ -174,8 +174,8 @@ class SandboxedExecute(NbGraderPreprocessor):
         verdicts: dict[str, hidden.Verdict],
         box: sandbox.Sandbox,
     ) -> None:
-        # The kernel-side notebook holds only what the kernel may see; its last cell is scratch space
-        # for the grader's calls.
+        # nbclient writes each executed cell back into its notebook: give it a scratch one, so that
+        # nothing but the visible parts we hand it ever reaches the kernel or the client.
         scratch = new_notebook(cells=[new_code_cell("")])
         km = kernel.make_kernel_manager(box)
         client = kernel.BoundedClient(

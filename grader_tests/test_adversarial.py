@@ -226,3 +226,17 @@ def test_quarantine_keeps_links_out(cohort: GradedCohort) -> None:
         if autograded.exists():
             links = [p for p in autograded.rglob("*") if p.is_symlink()]
             assert not links, links
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("memory_12gb", "memory limit"),
+        ("infinite_loop", "time limit"),
+        ("bad_json", "not a valid Jupyter notebook"),
+        ("notebook_symlink", "symbolic link"),
+    ],
+)
+def test_stopped_students_are_told_why(cohort: GradedCohort, name: str, words: str) -> None:
+    text = cohort.autograded_notebook(f"attack_{name}").read_text()
+    assert words in text

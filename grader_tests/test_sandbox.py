@@ -61,6 +61,7 @@ def test_memory_is_bounded(box: sandbox.Sandbox) -> None:
     result = python(box, "x = bytearray(2 * 2**30); x[::4096] = b'1' * len(x[::4096]); print('allocated')")
     assert "allocated" not in result.stdout
     assert result.returncode != 0
+    assert box.cgroup.oom_killed()  # so the student is told it was memory
 
 
 def test_fork_bomb_is_contained(box: sandbox.Sandbox) -> None:

@@ -167,20 +167,17 @@ class CGroup:
                     pass
 
     def oom_killed(self) -> bool:
+        """Whether the kernel OOM-killed a process of this cgroup (v2 ``memory.events``, v1 ``memory.oom_control``)."""
         for path in self.paths:
-            for name, key in (("memory.events", "oom_kill"), ("memory.failcnt", None)):
+            for name in ("memory.events", "memory.oom_control"):
                 try:
-                    text = (path / name).read_text()
+                    lines = (path / name).read_text().splitlines()
                 except OSError:
                     continue
-                if key is None:
-                    if int(text.strip() or 0) > 0:
+                for line in lines:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
                         return True
-                else:
-                    for line in text.splitlines():
-                        k, _, v = line.partition(" ")
-                        if k == key and int(v) > 0:
-                            return True
         return False
 
     def destroy(self) -> None:

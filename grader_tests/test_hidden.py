@@ -128,3 +128,20 @@ def test_names_reserved_by_later_blocks_are_never_taken_from_the_student() -> No
     verdict = s.run("assert _ref() == 7, 'uses the student-defined _ref'", "t")
     assert not verdict.passed
     assert all("_ref" not in r.get("names", []) for r in fake.requests)
+
+
+def test_a_student_exception_inside_a_property_names_the_failing_case() -> None:
+    s, _ = session({"inverse": lambda x: 1 / x})
+    verdict = s.run(
+        "from hypothesis import given, settings, strategies as st\n"
+        "@settings(derandomize=True, database=None, max_examples=200)\n"
+        "@given(st.integers(-10, 10))\n"
+        "def _check(x):\n"
+        "    inverse(float(x))\n"
+        "_check()",
+        "t",
+    )
+    assert not verdict.passed
+    assert "Calling your `inverse` raised ZeroDivisionError" in verdict.message
+    assert "Failing test case" in verdict.message and "x=0" in verdict.message
+

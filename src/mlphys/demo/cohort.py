@@ -8,9 +8,11 @@ from pathlib import Path
 
 from mlphys.demo.case import Case, Materials
 
-# assignment id -> (notebook stem, modules whose cases(materials) build its cohort)
+# assignment id -> (notebook stem, modules whose cases(materials) build its cohort).  The attack
+# catalogue targets the engine, not an assignment, so one assignment carries it.
 ASSIGNMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "01_xor_nets": ("xor_nets", ("mlphys.demo.cases_01_xor", "mlphys.demo.attacks")),
+    "02_backprop": ("backprop", ("mlphys.demo.cases_02_backprop",)),
 }
 
 

@@ -61,8 +61,8 @@ def expect_close(
 
 def expect_number(value: Any, *, what: str, finite: bool = True) -> float:
     """Check that ``value`` is a single real number (Python or numpy scalar, or one-element array)."""
-    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiu":
-        value = value.reshape(()).item()
+    if isinstance(value, (np.ndarray, np.generic)) and value.size == 1 and value.dtype.kind in "fiu":
+        value = np.asarray(value).reshape(()).item()
     if type(value) not in (int, float):
         raise AssertionError(f"{what} should be a single number, but it is {_kind_of(value)}.")
     if finite and not np.isfinite(value):

@@ -86,7 +86,8 @@ def _error_output(ename: str, message: str) -> NotebookNode:
 
 def _verdict_output(verdict: hidden.Verdict, points: float) -> NotebookNode:
     if verdict.passed:
-        return NotebookNode(output_type="stream", name="stdout", text=f"Hidden tests passed ({points:g} points).\n")
+        unit = "point" if points == 1 else "points"
+        return NotebookNode(output_type="stream", name="stdout", text=f"Hidden tests passed ({points:g} {unit}).\n")
     return _error_output("HiddenTestFailed", verdict.message)
 
 
@@ -205,6 +206,9 @@ class SandboxedExecute(NbGraderPreprocessor):
             await client.async_execute_cell(cell, 0, store_history=store_history)
 
         def transport(request: dict[str, t.Any]) -> t.Any:
+            if gone:  # fail fast: hypothesis and loops in hidden tests would otherwise retry a dead kernel
+                raise hidden.KernelGone(gone[0])
+
             async def call() -> t.Any:
                 cell = new_code_cell(kernel.call_code(request))
                 client.collecting_reply = True
@@ -218,7 +222,7 @@ class SandboxedExecute(NbGraderPreprocessor):
             try:
                 return future.result(self.timeout + 30)
             except Exception as exc:  # timeouts, a dead kernel, floods, protocol errors
-                gone.append(self._stop_reason(exc, box))
+                gone.append(self._stop_reason(exc, box, calling=request.get("name")))
                 raise hidden.KernelGone(gone[-1]) from None
 
         reserved: set[str] = set()
@@ -275,9 +279,11 @@ class SandboxedExecute(NbGraderPreprocessor):
             return hidden.Verdict(False, "This test cell has no hidden tests (an instructor error); no points.")
         return await asyncio.get_running_loop().run_in_executor(None, session.run, hidden_source, grade_id)
 
-    def _stop_reason(self, exc: BaseException, box: sandbox.Sandbox) -> str:
+    def _stop_reason(self, exc: BaseException, box: sandbox.Sandbox, calling: str | None = None) -> str:
         if isinstance(exc, kernel.OutputFlood):
             reason = str(exc)
+        elif isinstance(exc, (CellTimeoutError, TimeoutError)) and calling:
+            reason = f"Your `{calling}` did not return within {self.timeout} s when the grader called it."
         elif isinstance(exc, CellTimeoutError):
             reason = (
                 f"Your notebook ran past the time limit ({self.timeout} s per cell, {self.notebook_timeout} s in all)."

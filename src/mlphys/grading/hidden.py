@@ -53,14 +53,6 @@ class KernelGone(Exception):
     """The student's kernel died, hung or flooded; no further calls can be made."""
 
 
-class MissingName(Exception):
-    """The hidden test needs a name that the student's notebook does not define."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
 # A transport sends one request dict to the kernel's bridge and returns its (unvalidated) reply.
 Transport = Callable[[dict[str, Any]], Any]
 
@@ -192,13 +184,21 @@ class HiddenTestSession:
 
 def describe_failure(exc: BaseException, missing: set[str]) -> str:
     """Words a student can act on, without any hidden-test source or reference value."""
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:  # e.g. several failures from hypothesis
+        exc = exc.exceptions[0]
+    # Property-based hidden tests: hypothesis attaches the smallest failing case it found as a note
+    # ("Failing test case: ..." or, in older versions, "Falsifying example: ..."); it names the
+    # generated inputs, never the test's source.
+    notes = [n for n in getattr(exc, "__notes__", []) if n.startswith(("Failing test case", "Falsifying example"))]
+    return "\n".join([_describe_one(exc, missing), *notes])
+
+
+def _describe_one(exc: BaseException, missing: set[str]) -> str:
     if isinstance(exc, NameError) and getattr(exc, "name", None) in missing:
         return (
             f"Your notebook does not define `{exc.name}`, which this test needs. Define it with exactly "
             "this name and run your notebook from top to bottom."
         )
-    if isinstance(exc, MissingName):
-        return f"Your notebook does not define `{exc.name}`, which this test needs."
     if isinstance(exc, StudentError):
         text = f"Calling your `{exc.name}` raised {exc.type_name}: {exc.message}"
         return text + ("\n\n" + exc.traceback if exc.traceback else "")
@@ -207,9 +207,5 @@ def describe_failure(exc: BaseException, missing: set[str]) -> str:
     if isinstance(exc, wire.WireError):
         return f"Your code handed back data that the grader cannot accept ({exc})."
     if isinstance(exc, AssertionError):
-        # Property-based hidden tests: hypothesis attaches the smallest failing case it found as a
-        # note ("Failing test case: ..." or, in older versions, "Falsifying example: ..."), which
-        # names the generated inputs, never the test's source.
-        notes = [n for n in getattr(exc, "__notes__", []) if n.startswith(("Failing test case", "Falsifying example"))]
-        return "\n".join([str(exc) or "A hidden check failed.", *notes])
+        return str(exc) or "A hidden check failed."
     return f"A hidden check could not use what your code returned ({type(exc).__name__}: {str(exc)[:300]})."

@@ -210,13 +210,10 @@ class SandboxedExecute(NbGraderPreprocessor):
                 raise hidden.KernelGone(gone[0])
 
             async def call() -> t.Any:
-                cell = new_code_cell(kernel.call_code(request))
-                client.collecting_reply = True
-                try:
-                    await execute(cell)
-                finally:
-                    client.collecting_reply = False
-                return kernel.reply_from_outputs(cell.outputs)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise CellTimeoutError("notebook time limit")
+                return await kernel.call_kernel(client, request, min(self.timeout, remaining))
 
             future = asyncio.run_coroutine_threadsafe(call(), loop)
             try:
@@ -282,8 +279,9 @@ class SandboxedExecute(NbGraderPreprocessor):
     def _stop_reason(self, exc: BaseException, box: sandbox.Sandbox, calling: str | None = None) -> str:
         if isinstance(exc, kernel.OutputFlood):
             reason = str(exc)
-        elif isinstance(exc, (CellTimeoutError, TimeoutError)) and calling:
-            reason = f"Your `{calling}` did not return within {self.timeout} s when the grader called it."
+        elif isinstance(exc, kernel.CallTimeout):
+            what = f"`{calling}`" if calling else "code"
+            reason = f"Your {what} did not return within {self.timeout} s when the grader called it."
         elif isinstance(exc, CellTimeoutError):
             reason = (
                 f"Your notebook ran past the time limit ({self.timeout} s per cell, {self.notebook_timeout} s in all)."

@@ -15,7 +15,7 @@ import builtins
 import dataclasses
 import math
 import symtable
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -134,7 +134,7 @@ class HiddenTestSession:
     redefine them between test cells.
     """
 
-    def __init__(self, transport: Transport, reserved: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def __init__(self, transport: Transport, reserved: Iterable[str] = ()) -> None:
         self._transport = transport
         self._trusted = _base_namespace()
         # Names that some hidden block of this notebook defines are the instructor's, even before

@@ -134,16 +134,12 @@ def solution_function_names(materials: Materials) -> list[str]:
     return names
 
 
-def test_points(nb: NotebookNode) -> list[float]:
-    return [float(_meta(c).get("points", 0)) for c in nb.cells if is_test_cell(c)]
-
-
 def full_points(materials: Materials) -> float:
-    return float(sum(test_points(materials.source())))
+    return sum(materials.test_points().values())
 
 
 def first_test_points(materials: Materials) -> float:
-    return test_points(materials.source())[0]
+    return next(iter(materials.test_points().values()))
 
 
 def redefine_functions(materials: Materials, body: str, prelude: str = "") -> str:

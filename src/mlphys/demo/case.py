@@ -50,6 +50,15 @@ class Materials:
             raise KeyError(f"no cells with grade_id {sorted(missing)}")
         return nb
 
+    def test_points(self) -> dict[str, float]:
+        """Points of each autograded test cell of the instructor's notebook, by grade_id."""
+        points: dict[str, float] = {}
+        for cell in self.source().cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if meta.get("grade") and not meta.get("solution"):
+                points[meta["grade_id"]] = float(meta["points"])
+        return points
+
 
 Writer = Callable[[Path, Materials], None]
 
@@ -73,3 +82,43 @@ class Case:
 
 def write_notebook(nb: NotebookNode, directory: Path, name: str) -> None:
     nbformat.write(nb, directory / f"{name}.ipynb")
+
+
+@dataclasses.dataclass(frozen=True)
+class Mistake:
+    """A typical mistake: some solution cells replaced, and the test cells that must then fail."""
+
+    student: str
+    description: str
+    replacements: dict[str, str]  # solution cell grade_id -> the mistaken source
+    breaks: tuple[str, ...]  # test cell grade_ids that lose their points
+
+
+def assignment_cases(materials: Materials, mistakes: list[Mistake]) -> list[Case]:
+    """The reference, the blank release and the typical mistakes of one assignment.
+
+    Expected points come from the instructor's notebook: the reference gets every autograded point (a
+    hand-graded answer counts 0 until an instructor grades it), a mistake loses the points of the test
+    cells it breaks.
+    """
+    points = materials.test_points()
+    total = sum(points.values())
+
+    def write_reference(directory: Path, m: Materials) -> None:
+        write_notebook(m.reference(), directory, m.notebook)
+
+    def write_blank(directory: Path, m: Materials) -> None:
+        write_notebook(m.blank(), directory, m.notebook)
+
+    def writer(replacements: dict[str, str]) -> Writer:
+        return lambda directory, m: write_notebook(m.with_solutions(replacements), directory, m.notebook)
+
+    a = materials.assignment
+    cases = [
+        Case("ref_solution", a, "reference", "the instructor's reference solution", write_reference, total),
+        Case("blank_release", a, "blank", "the release notebook, submitted unchanged", write_blank, 0.0),
+    ]
+    for mistake in mistakes:
+        expected = total - sum(points[grade_id] for grade_id in mistake.breaks)
+        cases.append(Case(mistake.student, a, "mistake", mistake.description, writer(mistake.replacements), expected))
+    return cases

@@ -27,21 +27,7 @@ self-check shows it, and the hidden test checks z = 0 exactly, so that mistake c
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from mlphys.demo.case import Case, Materials, write_notebook
-
-ASSIGNMENT = "01_xor_nets"
-TOTAL = 10.0
-POINTS = {
-    "test_sigmoid": 1.0,
-    "test_step": 1.0,
-    "test_relu_linear": 1.0,
-    "test_apply_layer": 1.0,
-    "test_apply_net": 2.0,
-    "test_xor_step": 2.0,
-    "test_xor_sigmoid": 2.0,
-}
+from mlphys.demo.case import Case, Materials, Mistake, assignment_cases
 
 _SIGMOID_SIGN = """
 def sigmoid(z):
@@ -216,29 +202,6 @@ _MISTAKES: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
 ]
 
 
-def _write_reference(directory: Path, materials: Materials) -> None:
-    write_notebook(materials.reference(), directory, materials.notebook)
-
-
-def _write_blank(directory: Path, materials: Materials) -> None:
-    write_notebook(materials.blank(), directory, materials.notebook)
-
-
-def _solutions_writer(replacements: dict[str, str]):
-    def write(directory: Path, materials: Materials) -> None:
-        write_notebook(materials.with_solutions(replacements), directory, materials.notebook)
-
-    return write
-
-
 def cases(materials: Materials) -> list[Case]:
     """The reference, the blank release and the typical mistakes, each with its exact expected points."""
-    assignment = materials.assignment
-    out = [
-        Case("ref_solution", assignment, "reference", "the instructor's reference solution", _write_reference, TOTAL),
-        Case("blank_release", assignment, "blank", "the release notebook, submitted unchanged", _write_blank, 0.0),
-    ]
-    for student, description, replacements, broken in _MISTAKES:
-        expected = TOTAL - sum(POINTS[cell] for cell in broken)
-        out.append(Case(student, assignment, "mistake", description, _solutions_writer(dict(replacements)), expected))
-    return out
+    return assignment_cases(materials, [Mistake(s, d, dict(r), tuple(b)) for s, d, r, b in _MISTAKES])

@@ -29,20 +29,7 @@ the student's functions.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from mlphys.demo.case import Case, Materials, write_notebook
-
-ASSIGNMENT = "02_backprop"
-TOTAL = 10.0
-POINTS = {
-    "test_activations": 1.0,
-    "test_forward": 2.0,
-    "test_cost": 1.0,
-    "test_backward": 3.0,
-    "test_gradient_step": 1.0,
-    "test_train": 2.0,
-}
+from mlphys.demo.case import Case, Materials, Mistake, assignment_cases
 
 _ACTIVATIONS_SIGMOID_DERIVATIVE_OF_Z = """
 def activation(z, name):
@@ -175,32 +162,6 @@ _MISTAKES: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
 ]
 
 
-def _write_reference(directory: Path, materials: Materials) -> None:
-    write_notebook(materials.reference(), directory, materials.notebook)
-
-
-def _write_blank(directory: Path, materials: Materials) -> None:
-    write_notebook(materials.blank(), directory, materials.notebook)
-
-
-def _solutions_writer(replacements: dict[str, str]):
-    def write(directory: Path, materials: Materials) -> None:
-        write_notebook(materials.with_solutions(replacements), directory, materials.notebook)
-
-    return write
-
-
 def cases(materials: Materials) -> list[Case]:
-    """The reference, the blank release and the typical mistakes, each with its exact expected points.
-
-    Expected points are autograded points only: the hand-graded answer cell counts 0 until graded.
-    """
-    assignment = materials.assignment
-    out = [
-        Case("ref_solution", assignment, "reference", "the instructor's reference solution", _write_reference, TOTAL),
-        Case("blank_release", assignment, "blank", "the release notebook, submitted unchanged", _write_blank, 0.0),
-    ]
-    for student, description, replacements, broken in _MISTAKES:
-        expected = TOTAL - sum(POINTS[cell] for cell in broken)
-        out.append(Case(student, assignment, "mistake", description, _solutions_writer(dict(replacements)), expected))
-    return out
+    """The reference, the blank release and the typical mistakes, each with its exact expected points."""
+    return assignment_cases(materials, [Mistake(s, d, dict(r), tuple(b)) for s, d, r, b in _MISTAKES])

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from mlphys.cli import nbgrader
-from mlphys.demo.case import Case
+from mlphys.demo.case import Case, Materials
 from mlphys.demo.cohort import ASSIGNMENTS, cohort, write_cohort
 from mlphys.grading.hidden import split_test_source
 
@@ -54,15 +54,6 @@ def hidden_test_lines(source_notebook: Path) -> set[str]:
     return lines
 
 
-def autograded_points(source_notebook: Path) -> float:
-    """What a perfect submission scores before any manual grading: the points of the test cells."""
-    return sum(
-        float(c.metadata["nbgrader"]["points"])
-        for c in nbformat.read(source_notebook, 4).cells
-        if c.get("metadata", {}).get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")
-    )
-
-
 @dataclasses.dataclass
 class GradedCohort:
     """One assignment's demo cohort after autograde, feedback and export."""
@@ -80,6 +71,10 @@ class GradedCohort:
     @property
     def source_notebook(self) -> Path:
         return self.root / "source" / self.assignment / f"{self.notebook}.ipynb"
+
+    def autograded_points(self) -> float:
+        """What a perfect submission scores before any manual grading: the points of the test cells."""
+        return sum(Materials(self.root, self.assignment, self.notebook).test_points().values())
 
     def case(self, student: str) -> Case:
         return next(c for c in self.cases if c.student == student)

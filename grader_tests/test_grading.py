@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, GradedCohort, autograded_points, grade_course
+from conftest import REPO, GradedCohort, grade_course
 from mlphys.demo.cohort import ASSIGNMENTS, cohort
 
 MISTAKES = [
@@ -21,7 +21,7 @@ MISTAKES = [
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_reference_solution_gets_full_marks(course: dict[str, GradedCohort], assignment: str) -> None:
     graded = course[assignment]
-    assert graded.scores["ref_solution"] == autograded_points(graded.source_notebook) > 0
+    assert graded.scores["ref_solution"] == graded.autograded_points() > 0
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

@@ -76,7 +76,8 @@ def _stage_files(source_dir: Path, dest: Path, max_bytes: int, max_files: int) -
     return skipped
 
 
-def _is_test_cell(cell: NotebookNode) -> bool:
+def is_test_cell(cell: NotebookNode) -> bool:
+    """An autograded test cell: a graded code cell that is not a solution."""
     return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
 
 
@@ -198,22 +199,23 @@ class SandboxedExecute(NbGraderPreprocessor):
         stopped: str | None = None
         gone: list[str] = []  # set by a grader call that found the kernel dead, hung or flooding
 
-        async def execute(cell: NotebookNode, store_history: bool = False) -> None:
+        def time_left() -> float:
+            """Seconds the next cell or call may take: the per-cell limit, within the notebook's."""
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise CellTimeoutError("notebook time limit")
-            client.timeout = int(max(1, min(self.timeout, remaining)))
-            await client.async_execute_cell(cell, 0, store_history=store_history)
+            return min(self.timeout, remaining)
+
+        async def execute(cell: NotebookNode) -> None:
+            client.timeout = int(max(1, time_left()))
+            await client.async_execute_cell(cell, 0, store_history=True)
 
         def transport(request: dict[str, t.Any]) -> t.Any:
             if gone:  # fail fast: hypothesis and loops in hidden tests would otherwise retry a dead kernel
                 raise hidden.KernelGone(gone[0])
 
             async def call() -> t.Any:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise CellTimeoutError("notebook time limit")
-                return await kernel.call_kernel(client, request, min(self.timeout, remaining))
+                return await kernel.call_kernel(client, request, time_left())
 
             future = asyncio.run_coroutine_threadsafe(call(), loop)
             try:
@@ -238,11 +240,11 @@ class SandboxedExecute(NbGraderPreprocessor):
                     if cell.cell_type != "code":
                         continue
                     grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-                    is_test = _is_test_cell(cell) and grade_id in tests
+                    is_test = is_test_cell(cell) and grade_id in tests
                     visible, hidden_source = tests[grade_id] if is_test else (cell.source, "")
                     run_cell = new_code_cell(visible)
                     try:
-                        await execute(run_cell, store_history=True)
+                        await execute(run_cell)
                     except Exception as exc:  # timeouts, a dead kernel, floods, protocol errors
                         stopped = self._stop_reason(exc, box)
                     cell.outputs = run_cell.outputs
@@ -303,7 +305,7 @@ class SandboxedExecute(NbGraderPreprocessor):
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         if cell.cell_type == "code" and not ran:
             cell.outputs = []
-        if _is_test_cell(cell) and grade_id in tests:
+        if is_test_cell(cell) and grade_id in tests:
             cell.source = tests[grade_id][0]
             verdicts[grade_id] = hidden.Verdict(False, reason)
             if not ran:

@@ -6,11 +6,10 @@ import typing as t
 
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell
-from nbgrader import utils
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor, SaveAutoGrades
 
-from mlphys.grading.execute import VERDICTS_KEY, SandboxedExecute
+from mlphys.grading.execute import VERDICTS_KEY, SandboxedExecute, is_test_cell
 
 __all__ = ["NormalizeGradeCells", "SandboxedExecute", "SanitizeOutputs", "SaveVerdictGrades"]
 
@@ -126,7 +125,7 @@ class SaveVerdictGrades(SaveAutoGrades):
         return super().preprocess(nb, resources)
 
     def _add_score(self, cell: NotebookNode, resources: dict[str, t.Any]) -> None:
-        if not (cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)):
+        if not is_test_cell(cell):
             super()._add_score(cell, resources)
             return
         grade_id = cell.metadata["nbgrader"]["grade_id"]

@@ -144,10 +144,10 @@ def _decode(obj: Any, depth: int, resolve_ref: Callable[[str], Any] | None = Non
     raise WireError("unrecognised value")
 
 
-def decode_obj(obj: Any) -> Any:
-    """Validate an already-parsed JSON value from a student's kernel (see :func:`decode`)."""
+def decode_obj(obj: Any, resolve_ref: Callable[[str], Any] | None = None) -> Any:
+    """Validate an already-parsed JSON value from the other side (see :func:`decode`)."""
     try:
-        return _decode(obj, 0)
+        return _decode(obj, 0, resolve_ref)
     except (ValueError, TypeError, RecursionError, OverflowError) as exc:
         if isinstance(exc, WireError):
             raise
@@ -165,9 +165,4 @@ def decode(text: str | bytes, resolve_ref: Callable[[str], Any] | None = None) -
         obj = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise WireError(f"not valid JSON: {exc}") from None
-    try:
-        return _decode(obj, 0, resolve_ref)
-    except (ValueError, TypeError, RecursionError, OverflowError) as exc:
-        if isinstance(exc, WireError):
-            raise
-        raise WireError(str(exc)) from None
+    return decode_obj(obj, resolve_ref)

@@ -10,8 +10,12 @@ this file.  The grading engine plugs in through nbgrader's own extension points:
 - execution runs student code in a bubblewrap sandbox and hidden tests in the grader process;
 - only inert output types (text, PNG, JPEG) are kept from the student's kernel;
 - scores come from the grader's verdicts, not from the student kernel's outputs;
+- what hidden tests keep for later (challenge entries) goes into the gradebook's database, from which
+  `mlphys leaderboard` rebuilds the boards;
 - feedback never shows hidden tests, and its HTML is sanitised.
 """
+
+import os
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (
@@ -28,6 +32,7 @@ from nbgrader.preprocessors import (
 )
 
 from mlphys.grading.preprocessors import NormalizeGradeCells, SandboxedExecute, SanitizeOutputs, SaveVerdictGrades
+from mlphys.grading.records import SaveRecords
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
@@ -55,6 +60,7 @@ c.Autograde.autograde_preprocessors = [
     ClearMetadataPreprocessor,
     LimitOutput,
     SaveVerdictGrades,
+    SaveRecords,
     AssignLatePenalties,
     CheckCellMetadata,
 ]
@@ -64,8 +70,17 @@ c.SandboxedExecute.timeout = 60
 c.SandboxedExecute.notebook_timeout = 600
 c.SandboxedExecute.memory_limit_mb = 4096
 c.SandboxedExecute.max_processes = 64
+# Challenges draw their hidden test images from this secret; the student's sandbox never sees it.
+# A real course sets its own in the grader's environment (the default serves the demo).
+c.SandboxedExecute.challenge_secret = os.environ.get("MLPHYS_CHALLENGE_SECRET", "ml4physics-demo-secret")
 # Only where no sandbox can be made and the instructor accepts the risk:
 # c.SandboxedExecute.allow_unsandboxed = True
+
+# The retraining check of `mlphys leaderboard` (budget rule of challenges):
+c.Leaderboard.retrain_top = 2  # best unchecked entries per board
+c.Leaderboard.retrain_timeout = 900
+c.Leaderboard.rel_tol = 0.3  # reproduces if retrained cost <= submitted * (1 + rel_tol) + abs_tol
+c.Leaderboard.abs_tol = 0.0005
 
 # Feedback shows visible tests and verdicts; hidden tests are already gone from autograded notebooks,
 # and this strips any that might remain.

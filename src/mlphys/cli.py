@@ -3,7 +3,12 @@
 ``mlphys demo`` is the main job on the embedded defaults (SQLite gradebook, local sandbox): it
 generates the student version of each assignment, writes a demo cohort of submissions, grades it with
 plain ``nbgrader autograde`` through the committed ``nbgrader_config.py``, writes feedback, exports
-the grades and prints a table of students and scores next to what each should get.
+the grades and prints a table of students and scores next to what each should get.  For a challenge
+it then rebuilds the leaderboards from the gradebook, with the retraining check, as
+``mlphys leaderboard`` does.
+
+``mlphys leaderboard ASSIGNMENT`` rebuilds a challenge's boards (CSV, JSON, static HTML) from the
+gradebook: public while the challenge runs, final (private split) once the due date has passed.
 """
 
 from __future__ import annotations
@@ -17,7 +22,11 @@ import sys
 import time
 from pathlib import Path
 
+from mlphys.demo.case import Case
 from mlphys.demo.cohort import ASSIGNMENTS, cohort, write_cohort
+from mlphys.leaderboard import gather
+
+CHALLENGES = {"03_autoencoder_challenge"}
 
 
 def nbgrader(course_root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -70,8 +79,36 @@ def demo(course_root: Path, assignments: list[str]) -> int:
                 expected = f"{case.expected_points:g}"
             failures += not ok
             print(f"{case.student:34} {case.kind:10} {score:6g} {expected:>9}  {'ok' if ok else 'WRONG'}")
+        if assignment in CHALLENGES:
+            failures += demo_boards(course_root, assignment, cases)
     print(f"\n{'all scores as expected' if not failures else f'{failures} unexpected scores'}")
     return 1 if failures else 0
+
+
+def leaderboard(
+    course_root: Path, assignment: str, retrain_top: int | None, final: bool | None, out: Path | None
+) -> dict:
+    """Retrain where asked, rebuild the boards, print them; returns the written paths and entries."""
+    course = gather.Course.load(course_root)
+    gather.run_retraining(course, assignment, retrain_top)
+    out_dir = out or gather.default_out_dir(course_root, assignment)
+    paths, is_final, entries = gather.rebuild_boards(course, assignment, out_dir, final=final)
+    print(gather.summary(entries, is_final, course.secret))
+    print(f"\nboards written: {', '.join(str(p) for p in paths.values())}")
+    return {"paths": paths, "entries": entries}
+
+
+def demo_boards(course_root: Path, assignment: str, cases: list[Case]) -> int:
+    """Rebuild the demo's boards; check the retraining check flags exactly the cases that break the budget."""
+    print(f"\n{assignment}: leaderboards, with the retraining check")
+    built = leaderboard(course_root, assignment, None, None, None)
+    flagged = {e.student for e in built["entries"] if e.retrain == "flagged"}
+    expected = {c.student for c in cases if c.flagged_by_retraining}
+    if flagged == expected:
+        print(f"retraining check flagged {sorted(flagged)}: as expected")
+        return 0
+    print(f"retraining check flagged {sorted(flagged)}; expected {sorted(expected)}: WRONG")
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,9 +117,25 @@ def main(argv: list[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="grade the demo cohort of each assignment and print the scores")
     p_demo.add_argument("assignments", nargs="*", default=sorted(ASSIGNMENTS))
     p_demo.add_argument("--root", type=Path, default=Path.cwd())
+    p_board = sub.add_parser("leaderboard", help="rebuild a challenge's leaderboards from the gradebook")
+    p_board.add_argument("assignment")
+    p_board.add_argument("--root", type=Path, default=Path.cwd())
+    p_board.add_argument("--out", type=Path, default=None, help="default: leaderboards/ASSIGNMENT")
+    p_board.add_argument(
+        "--retrain-top",
+        type=int,
+        default=None,
+        help="entries per board to retrain (default: c.Leaderboard.retrain_top)",
+    )
+    which = p_board.add_mutually_exclusive_group()
+    which.add_argument("--final", dest="final", action="store_true", default=None, help="rank by the private split")
+    which.add_argument("--public", dest="final", action="store_false", help="rank by the public split")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args.root.resolve(), args.assignments)
+    if args.command == "leaderboard":
+        leaderboard(args.root.resolve(), args.assignment, args.retrain_top, args.final, args.out)
+        return 0
     return 2
 
 

@@ -69,7 +69,9 @@ class Case:
 
     ``write`` fills the (existing, empty) submission directory ``submitted/<student>/<assignment>/``.
     ``expected_points`` is the exact autograded total the case must get, or None where the submission
-    cannot be graded at all (then it must get no points and must not disturb anyone else).
+    cannot be graded at all (then it must get no points and must not disturb anyone else).  A challenge
+    entry that breaks the training budget scores like an honest one; ``flagged_by_retraining`` says the
+    leaderboard's retraining check must flag it.
     """
 
     student: str
@@ -78,6 +80,7 @@ class Case:
     description: str
     write: Writer
     expected_points: float | None
+    flagged_by_retraining: bool = False  # challenges: the budget check must flag this entry
 
 
 def write_notebook(nb: NotebookNode, directory: Path, name: str) -> None:

@@ -13,6 +13,7 @@ from mlphys.demo.case import Case, Materials
 ASSIGNMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "01_xor_nets": ("xor_nets", ("mlphys.demo.cases_01_xor", "mlphys.demo.attacks")),
     "02_backprop": ("backprop", ("mlphys.demo.cases_02_backprop",)),
+    "03_autoencoder_challenge": ("autoencoder_challenge", ("mlphys.demo.cases_03_autoencoder",)),
 }
 
 

@@ -21,7 +21,6 @@ import asyncio
 import os
 import shutil
 import stat
-import tempfile
 import time
 import typing as t
 from pathlib import Path
@@ -32,11 +31,13 @@ from nbformat.v4 import new_code_cell, new_notebook
 from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Bool, Integer
+from traitlets import Bool, Integer, Unicode
 
-from mlphys.grading import hidden, kernel, sandbox
+from mlphys.grading import hidden, isolated, kernel, sandbox, wire
+from mlphys.grading.submission import MISSING, Submission
 
 VERDICTS_KEY = "mlphys_verdicts"
+RECORDS_KEY = "mlphys_records"  # plain data that hidden tests keep for later steps (the leaderboard)
 _sandbox_problem: dict[str, str | None] = {}
 
 
@@ -76,6 +77,16 @@ def _stage_files(source_dir: Path, dest: Path, max_bytes: int, max_files: int) -
     return skipped
 
 
+def _solution_sources(nb: NotebookNode) -> dict[str, str]:
+    """The student's source of each solution cell, by nbgrader id."""
+    sources: dict[str, str] = {}
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("solution") and isinstance(meta.get("grade_id"), str):
+            sources.setdefault(meta["grade_id"], cell.source)
+    return sources
+
+
 def is_test_cell(cell: NotebookNode) -> bool:
     """An autograded test cell: a graded code cell that is not a solution."""
     return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
@@ -113,6 +124,32 @@ class SandboxedExecute(NbGraderPreprocessor):
         ),
     ).tag(config=True)
 
+    challenge_secret = Unicode(
+        "",
+        help=(
+            "The course's secret from which challenges draw their hidden test images. Keep it out of the "
+            "students' reach (an environment variable read in nbgrader_config.py); the same secret gives the "
+            "same hidden images, hence the same scores, every time."
+        ),
+    ).tag(config=True)
+
+    def isolation(self, use_bwrap: bool = True) -> isolated.Isolation:
+        """The limits every sandboxed kernel of this grading run gets."""
+        limits = sandbox.Limits(
+            memory_bytes=self.memory_limit_mb * 2**20,
+            address_space_bytes=max(16 * 2**30, 4 * self.memory_limit_mb * 2**20),
+            max_processes=self.max_processes,
+            max_file_bytes=self.max_file_mb * 2**20,
+            disk_bytes=self.disk_mb * 2**20,
+        )
+        return isolated.Isolation(
+            limits=limits,
+            use_bwrap=use_bwrap,
+            timeout=self.timeout,
+            startup_timeout=self.startup_timeout,
+            max_output_bytes=self.max_output_mb_per_cell * 1_000_000,
+        )
+
     def preprocess(self, nb: NotebookNode, resources: dict[str, t.Any]) -> tuple[NotebookNode, dict[str, t.Any]]:
         problem = sandbox_problem()
         if problem and not self.allow_unsandboxed:
@@ -125,31 +162,26 @@ class SandboxedExecute(NbGraderPreprocessor):
         tests = self._trusted_test_cells(resources)
         verdicts: dict[str, hidden.Verdict] = {}
         resources[VERDICTS_KEY] = verdicts
-        stage = Path(tempfile.mkdtemp(prefix="mlphys-grade-"))
-        limits = sandbox.Limits(
-            memory_bytes=self.memory_limit_mb * 2**20,
-            address_space_bytes=max(16 * 2**30, 4 * self.memory_limit_mb * 2**20),
-            max_processes=self.max_processes,
-            max_file_bytes=self.max_file_mb * 2**20,
-            disk_bytes=self.disk_mb * 2**20,
-        )
-        box = sandbox.Sandbox(stage / "submission", stage / "run", limits, use_bwrap=problem is None)
-        box.submission.mkdir()
-        box.rundir.mkdir()
-        os.chmod(stage, 0o755)
+        records: dict[str, t.Any] = {}
+        resources[RECORDS_KEY] = records
+        isolation = self.isolation(use_bwrap=problem is None)
         submission_dir = Path(resources.get("metadata", {}).get("path") or ".")
-        skipped = _stage_files(submission_dir, box.submission, self.max_submission_mb * 2**20, 2000)
-        for entry in skipped:
-            self.log.warning("Not copied into the sandbox: %s", entry)
-        box.cgroup = sandbox.CGroup.create(limits)
-        if box.cgroup is None:
-            self.log.warning("No cgroup available: memory and process limits are per process only")
-        try:
-            asyncio.run(self._run_notebook(nb, tests, verdicts, box))
-        finally:
-            if box.cgroup is not None:
-                box.cgroup.destroy()
-            shutil.rmtree(stage, ignore_errors=True)
+
+        def stage(dest: Path) -> None:
+            for entry in _stage_files(submission_dir, dest, self.max_submission_mb * 2**20, 2000):
+                self.log.warning("Not copied into the sandbox: %s", entry)
+
+        with isolated.staged_sandbox(isolation, stage) as box:
+            if box.cgroup is None:
+                self.log.warning("No cgroup available: memory and process limits are per process only")
+            context = dict(
+                files=box.submission,
+                cells=_solution_sources(nb),
+                isolation=isolation,
+                secret=self.challenge_secret,
+                records=records,
+            )
+            asyncio.run(self._run_notebook(nb, tests, verdicts, box, context))
         return nb, resources
 
     def _trusted_test_cells(self, resources: dict[str, t.Any]) -> dict[str, tuple[str, str]]:
@@ -175,6 +207,7 @@ class SandboxedExecute(NbGraderPreprocessor):
         tests: dict[str, tuple[str, str]],
         verdicts: dict[str, hidden.Verdict],
         box: sandbox.Sandbox,
+        context: dict[str, t.Any],
     ) -> None:
         # nbclient writes each executed cell back into its notebook: give it a scratch one, so that
         # nothing but the visible parts we hand it ever reaches the kernel or the client.
@@ -230,7 +263,16 @@ class SandboxedExecute(NbGraderPreprocessor):
                 reserved |= hidden.bound_names(hidden_source)
             except SyntaxError:
                 pass  # reported as that cell's verdict when it runs
-        session = hidden.HiddenTestSession(transport, reserved)
+
+        def lookup(name: str) -> t.Any:
+            described = transport({"op": "describe", "names": [name]})
+            entry = described.get("names", {}).get(name) if type(described) is dict else None
+            if type(entry) is dict and entry.get("kind") == "value":
+                return wire.decode_obj(entry.get("value"))
+            return MISSING
+
+        trusted = {"submission": Submission(lookup=lookup, **context)}
+        session = hidden.HiddenTestSession(transport, reserved, trusted)
         try:
             async with client.async_setup_kernel():
                 for cell in nb.cells:

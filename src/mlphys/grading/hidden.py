@@ -134,9 +134,12 @@ class HiddenTestSession:
     redefine them between test cells.
     """
 
-    def __init__(self, transport: Transport, reserved: Iterable[str] = ()) -> None:
+    def __init__(
+        self, transport: Transport, reserved: Iterable[str] = (), trusted: dict[str, Any] | None = None
+    ) -> None:
         self._transport = transport
-        self._trusted = _base_namespace()
+        # The grader's own names (checks, and e.g. ``submission``): never the student's.
+        self._trusted = {**_base_namespace(), **(trusted or {})}
         # Names that some hidden block of this notebook defines are the instructor's, even before
         # (or if) that block runs: they are never looked up in the student's notebook.
         self._reserved = set(reserved)

@@ -1,0 +1,124 @@
+"""Fresh sandboxed kernels: set one up, run a few cells and one grader call in it, throw it away.
+
+The autograde step keeps one kernel for a whole notebook.  Challenge scoring needs more isolation than
+that: the encoder and the decoder of an entry each run in a kernel of their own, so that nothing one
+of them leaves behind (files, module state, threads) can reach the other.  Both uses share
+:func:`staged_sandbox`, which stages the files, creates the cgroup and cleans everything up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+import typing as t
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from nbformat.v4 import new_code_cell, new_notebook
+
+from mlphys.grading import kernel, sandbox
+
+
+@dataclasses.dataclass(frozen=True)
+class Isolation:
+    """How student code is run: its limits, and whether bubblewrap is used."""
+
+    limits: sandbox.Limits = dataclasses.field(default_factory=sandbox.Limits)
+    use_bwrap: bool = True
+    timeout: float = 60  # seconds per cell or grader call
+    startup_timeout: float = 60
+    max_output_bytes: int = 1_000_000
+
+
+@contextlib.contextmanager
+def staged_sandbox(
+    isolation: Isolation, stage_files: Callable[[Path], None] | None = None
+) -> Iterator[sandbox.Sandbox]:
+    """A sandbox with its own staging directory and cgroup, both gone afterwards.
+
+    ``stage_files(dest)`` may copy files into the directory the sandbox's work directory starts from.
+    """
+    stage = Path(tempfile.mkdtemp(prefix="mlphys-grade-"))
+    box = sandbox.Sandbox(stage / "submission", stage / "run", isolation.limits, use_bwrap=isolation.use_bwrap)
+    try:
+        box.submission.mkdir()
+        box.rundir.mkdir()
+        os.chmod(stage, 0o755)
+        if stage_files is not None:
+            stage_files(box.submission)
+        box.cgroup = sandbox.CGroup.create(isolation.limits)
+        yield box
+    finally:
+        if box.cgroup is not None:
+            box.cgroup.destroy()
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+class CellFailed(Exception):
+    """A setup cell raised in the fresh kernel."""
+
+    def __init__(self, index: int, ename: str, evalue: str) -> None:
+        super().__init__(f"{ename}: {evalue}")
+        self.index, self.ename, self.evalue = index, ename, evalue
+
+
+class KernelProblem(Exception):
+    """The fresh kernel did not start, died, hung, flooded or ran out of memory; the message says which."""
+
+
+def run_fresh(isolation: Isolation, cells: list[str], request: dict[str, t.Any]) -> t.Any:
+    """Run ``cells`` in a brand-new sandboxed kernel, then answer one bridge ``request``; return the raw reply.
+
+    The reply is unvalidated data from an untrusted process; callers decode it with ``wire``.
+    """
+    with staged_sandbox(isolation) as box:
+        try:
+            return asyncio.run(_run(isolation, box, cells, request))
+        except (CellFailed, KernelProblem):
+            raise
+        except kernel.CallTimeout:
+            raise KernelProblem(f"it did not answer within {isolation.timeout:g} s") from None
+        except Exception as exc:  # a dead kernel, a flood, a timeout while starting or in a cell
+            if box.cgroup is not None and box.cgroup.oom_killed():
+                raise KernelProblem(
+                    f"it used more than {isolation.limits.memory_bytes // 2**20} MB of memory"
+                ) from None
+            if isinstance(exc, kernel.OutputFlood):
+                raise KernelProblem(str(exc)) from None
+            raise KernelProblem(f"its kernel stopped ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+async def _run(isolation: Isolation, box: sandbox.Sandbox, cells: list[str], request: dict[str, t.Any]) -> t.Any:
+    km = kernel.make_kernel_manager(box)
+    client = kernel.BoundedClient(
+        new_notebook(cells=[new_code_cell("")]),
+        km=km,
+        timeout=int(isolation.timeout),
+        startup_timeout=int(isolation.startup_timeout),
+        allow_errors=True,
+        interrupt_on_timeout=False,
+        raise_on_iopub_timeout=True,
+        iopub_timeout=10,
+        record_timing=False,
+    )
+    client.max_output_bytes_per_cell = isolation.max_output_bytes
+    client.max_output_bytes_total = 8 * isolation.max_output_bytes
+    client.shutdown_kernel = "immediate"
+    deadline = time.monotonic() + isolation.timeout * (len(cells) + 1)
+    try:
+        async with client.async_setup_kernel():
+            for index, source in enumerate(cells):
+                cell = new_code_cell(source)
+                await client.async_execute_cell(cell, 0, store_history=False)
+                for output in cell.outputs:
+                    if output.get("output_type") == "error":
+                        raise CellFailed(index, str(output.get("ename", "Error")), str(output.get("evalue", "")))
+            remaining = max(1.0, min(isolation.timeout, deadline - time.monotonic()))
+            return await kernel.call_kernel(client, request, remaining)
+    finally:
+        km.context.destroy(linger=0)

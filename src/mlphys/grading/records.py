@@ -1,0 +1,100 @@
+"""Results that outlive a grading run (challenge entries), kept in the gradebook's own database.
+
+nbgrader's tables hold scores and comments; a leaderboard needs more (costs on two splits, code sizes,
+decoded images, the cells to retrain from).  They go into one extra table, ``mlphys_record``, in the
+same database nbgrader uses, so SQLite by default and PostgreSQL when ``db_url`` says so, backed up and
+moved together with the gradebook.  nbgrader never reads the table and its migrations leave it alone.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import typing as t
+
+from nbformat import NotebookNode
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import NbGraderPreprocessor
+from sqlalchemy import Column, DateTime, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Session, declarative_base
+
+from mlphys.grading.execute import RECORDS_KEY
+
+Base = declarative_base()
+
+
+class Record(Base):  # type: ignore[misc, valid-type]
+    __tablename__ = "mlphys_record"
+    __table_args__ = (UniqueConstraint("assignment", "notebook", "student", "key"),)
+
+    id = Column(Integer, primary_key=True)
+    assignment = Column(String(128), nullable=False, index=True)
+    notebook = Column(String(128), nullable=False)
+    student = Column(String(128), nullable=False)
+    key = Column(String(128), nullable=False)
+    data = Column(Text, nullable=False)
+    updated = Column(DateTime, nullable=False)
+
+
+def _session(gb: Gradebook) -> Session:
+    bind = gb.db.get_bind()
+    Base.metadata.create_all(bind)
+    return Session(bind)
+
+
+def replace_records(gb: Gradebook, assignment: str, notebook: str, student: str, records: dict[str, t.Any]) -> None:
+    """Make ``records`` the only ones of this student's notebook (a regrade replaces the old ones)."""
+    with _session(gb) as db:
+        old = db.scalars(
+            select(Record).where(
+                Record.assignment == assignment, Record.notebook == notebook, Record.student == student
+            )
+        )
+        for row in old:
+            db.delete(row)
+        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        for key, value in records.items():
+            db.add(
+                Record(
+                    assignment=assignment,
+                    notebook=notebook,
+                    student=student,
+                    key=key,
+                    data=json.dumps(value),
+                    updated=now,
+                )
+            )
+        db.commit()
+
+
+def load_records(gb: Gradebook, assignment: str, key: str) -> dict[tuple[str, str], t.Any]:
+    """{(student, notebook): data} of one kind of record for an assignment."""
+    with _session(gb) as db:
+        rows = db.scalars(select(Record).where(Record.assignment == assignment, Record.key == key))
+        return {(r.student, r.notebook): json.loads(r.data) for r in rows}
+
+
+def update_record(gb: Gradebook, assignment: str, notebook: str, student: str, key: str, data: t.Any) -> None:
+    """Overwrite one record's data (e.g. to add the result of a retraining check)."""
+    with _session(gb) as db:
+        row = db.scalars(
+            select(Record).where(
+                Record.assignment == assignment,
+                Record.notebook == notebook,
+                Record.student == student,
+                Record.key == key,
+            )
+        ).one()
+        row.data = json.dumps(data)
+        db.commit()
+
+
+class SaveRecords(NbGraderPreprocessor):
+    """Store what the hidden tests kept (``submission.record``) for this student's notebook."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, t.Any]) -> tuple[NotebookNode, dict[str, t.Any]]:
+        records = {k: v for k, v in resources.get(RECORDS_KEY, {}).items() if not k.startswith("_")}
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gb:
+            replace_records(gb, info["assignment"], info["notebook"], info["student"], records)
+        return nb, resources

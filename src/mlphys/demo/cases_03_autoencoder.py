@@ -147,7 +147,8 @@ Encoder = _WideEncoder
 def _reference_cell(materials: Materials, grade_id: str) -> str:
     for cell in materials.source().cells:
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
-            return cell.source.replace("### BEGIN SOLUTION\n", "").replace("### END SOLUTION\n", "")
+            markers = ("### BEGIN SOLUTION", "### END SOLUTION")
+            return "\n".join(line for line in cell.source.splitlines() if line.strip() not in markers)
     raise KeyError(grade_id)
 
 
@@ -206,9 +207,12 @@ def _untrained_weights(architecture: str, track: str, folder: Path) -> None:
 
 
 def _set_entry(nb: nbformat.NotebookNode, tracks: list[str], show_name: bool) -> None:
+    """Enter ``tracks`` in the notebook's "Your entry" cell."""
     for cell in nb.cells:
-        if cell.cell_type == "code" and cell.source.lstrip().startswith(("TRACKS =", "TRACKS=")):
-            cell.source = f"TRACKS = {tracks!r}\nSHOW_MY_NAME = {show_name!r}\n"
+        lines = cell.source.splitlines()
+        if cell.cell_type == "code" and any(line.startswith("TRACKS =") for line in lines):
+            values = {"TRACKS =": f"TRACKS = {tracks!r}", "SHOW_MY_NAME =": f"SHOW_MY_NAME = {show_name!r}"}
+            cell.source = "\n".join(next((v for k, v in values.items() if line.startswith(k)), line) for line in lines)
             return
     raise KeyError("no TRACKS cell in the notebook")
 

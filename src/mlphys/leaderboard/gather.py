@@ -104,9 +104,13 @@ def _retrain_state(entry: dict[str, t.Any]) -> tuple[str, float | None]:
 
 
 def run_retraining(
-    course: Course, assignment: str, top: int | None = None, log: t.Callable[[str], None] = print
+    course: Course,
+    assignment: str,
+    top: int | None = None,
+    log: t.Callable[[str], None] = print,
+    tracks: t.Collection[str] | None = None,
 ) -> None:
-    """Retrain the ``top`` best unchecked entries of each board (by public cost) and store the verdicts."""
+    """Retrain the ``top`` best entries of each board (of ``tracks``, default all) and store the verdicts."""
     settings = course.settings
     top = settings.retrain_top if top is None else top
     if top <= 0:
@@ -123,6 +127,8 @@ def run_retraining(
         for item in sorted(found, key=lambda item: item[3]["public_cost"]):
             by_track.setdefault(item[3]["track"], []).append(item)
         for track, items in sorted(by_track.items()):
+            if tracks is not None and track not in tracks:
+                continue
             for student, notebook, record, entry in items[:top]:
                 if _retrain_state(entry)[0] != "unchecked":
                     continue

@@ -108,8 +108,8 @@ class GradedCohort:
         return leaks
 
 
-def grade_cohort(root: Path, assignment: str) -> GradedCohort:
-    cases = cohort(root, assignment)
+def grade_cohort(root: Path, assignment: str, kinds: tuple[str, ...] | None = None) -> GradedCohort:
+    cases = [c for c in cohort(root, assignment) if kinds is None or c.kind in kinds]
     write_cohort(root, cases)
     graded = run_nbgrader(root, "autograde", assignment, "--force")
     run_nbgrader(root, "generate_feedback", assignment, "--force")
@@ -122,9 +122,10 @@ def grade_cohort(root: Path, assignment: str) -> GradedCohort:
     return GradedCohort(root, assignment, cases, scores, graded.stdout + graded.stderr)
 
 
-def grade_course(root: Path) -> dict[str, GradedCohort]:
+def grade_course(root: Path, kinds: tuple[str, ...] | None = None) -> dict[str, GradedCohort]:
+    """Grade every assignment's cohort (only the cases of ``kinds``, if given) in a fresh course."""
     make_course(root)
-    return {assignment: grade_cohort(root, assignment) for assignment in ASSIGNMENTS}
+    return {assignment: grade_cohort(root, assignment, kinds) for assignment in ASSIGNMENTS}
 
 
 @pytest.fixture(scope="session")

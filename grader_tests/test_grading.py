@@ -58,10 +58,13 @@ def test_feedback_is_written_and_shows_no_hidden_test_source(course: dict[str, G
 def test_grading_the_same_cohorts_twice_gives_identical_grades(
     course: dict[str, GradedCohort], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    again = grade_course(tmp_path_factory.mktemp("again"))
+    # Everything but the attack catalogue, whose hangs and floods run into time limits (their exact
+    # points are asserted in test_adversarial): grading the attacks again would double the suite's time.
+    again = grade_course(tmp_path_factory.mktemp("again"), kinds=("reference", "blank", "mistake", "honest"))
     for assignment, graded in course.items():
-        assert again[assignment].scores == graded.scores
-        for case in graded.cases:
+        regraded = {c.student for c in again[assignment].cases}
+        assert regraded and again[assignment].scores == {s: v for s, v in graded.scores.items() if s in regraded}
+        for case in again[assignment].cases:
             first, second = (
                 graded.autograded_notebook(case.student),
                 again[assignment].autograded_notebook(case.student),

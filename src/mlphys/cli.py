@@ -86,11 +86,16 @@ def demo(course_root: Path, assignments: list[str]) -> int:
 
 
 def leaderboard(
-    course_root: Path, assignment: str, retrain_top: int | None, final: bool | None, out: Path | None
+    course_root: Path,
+    assignment: str,
+    retrain_top: int | None,
+    final: bool | None,
+    out: Path | None,
+    retrain_students: list[str] | None = None,
 ) -> dict:
     """Retrain where asked, rebuild the boards, print them; returns the written paths and entries."""
     course = gather.Course.load(course_root)
-    gather.run_retraining(course, assignment, retrain_top)
+    gather.run_retraining(course, assignment, retrain_top, students=retrain_students or ())
     out_dir = out or gather.default_out_dir(course_root, assignment)
     paths, is_final, entries = gather.rebuild_boards(course, assignment, out_dir, final=final)
     print(gather.summary(entries, is_final, course.secret))
@@ -127,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="entries per board to retrain (default: c.Leaderboard.retrain_top)",
     )
+    p_board.add_argument(
+        "--retrain-student", action="append", default=[], metavar="STUDENT", help="also retrain this student's entries"
+    )
     which = p_board.add_mutually_exclusive_group()
     which.add_argument("--final", dest="final", action="store_true", default=None, help="rank by the private split")
     which.add_argument("--public", dest="final", action="store_false", help="rank by the public split")
@@ -134,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return demo(args.root.resolve(), args.assignments)
     if args.command == "leaderboard":
-        leaderboard(args.root.resolve(), args.assignment, args.retrain_top, args.final, args.out)
+        leaderboard(args.root.resolve(), args.assignment, args.retrain_top, args.final, args.out, args.retrain_student)
         return 0
     return 2
 

@@ -43,7 +43,7 @@ def weights_filename(track: str) -> str:
 
 
 def pick_device() -> str:
-    """"cuda" when a GPU is available, else "cpu"."""
+    """The device to train on: "cuda" when a GPU is available, else "cpu"."""
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -115,26 +115,25 @@ def _as_numpy(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
-def run_encoder(encoder_class: Any, code_size: int, state: dict[str, np.ndarray], images: np.ndarray) -> np.ndarray:
-    """Codes of ``images`` from a freshly built ``encoder_class(code_size)`` with weights ``state``."""
+def _run_module(module_class: Any, code_size: int, state: dict[str, np.ndarray], inputs: np.ndarray) -> np.ndarray:
+    """A freshly built ``module_class(code_size)`` with weights ``state``, applied to ``inputs``."""
     import torch
 
-    encoder = encoder_class(code_size)
-    encoder.load_state_dict(_state_tensors(state))
-    encoder.eval()
+    module = module_class(code_size)
+    module.load_state_dict(_state_tensors(state))
+    module.eval()
     with torch.no_grad():
-        return _as_numpy(encoder(torch.as_tensor(images, dtype=torch.float32)))
+        return _as_numpy(module(torch.as_tensor(inputs, dtype=torch.float32)))
+
+
+def run_encoder(encoder_class: Any, code_size: int, state: dict[str, np.ndarray], images: np.ndarray) -> np.ndarray:
+    """Codes of ``images`` from the student's encoder with weights ``state``."""
+    return _run_module(encoder_class, code_size, state, images)
 
 
 def run_decoder(decoder_class: Any, code_size: int, state: dict[str, np.ndarray], codes: np.ndarray) -> np.ndarray:
-    """Images decoded from ``codes`` by a freshly built ``decoder_class(code_size)`` with weights ``state``."""
-    import torch
-
-    decoder = decoder_class(code_size)
-    decoder.load_state_dict(_state_tensors(state))
-    decoder.eval()
-    with torch.no_grad():
-        return _as_numpy(decoder(torch.as_tensor(codes, dtype=torch.float32)))
+    """Images decoded from ``codes`` by the student's decoder with weights ``state``."""
+    return _run_module(decoder_class, code_size, state, codes)
 
 
 def retrain(encoder_class: Any, decoder_class: Any, train: Any, code_size: int, budget: int, seed: int) -> dict:

@@ -109,11 +109,13 @@ def run_retraining(
     top: int | None = None,
     log: t.Callable[[str], None] = print,
     tracks: t.Collection[str] | None = None,
+    students: t.Collection[str] = (),
 ) -> None:
-    """Retrain the ``top`` best entries of each board (of ``tracks``, default all) and store the verdicts."""
+    """Retrain the ``top`` best entries of each board (of ``tracks``, default all), and every entry of
+    ``students``, unless already checked; store the verdicts with the entries."""
     settings = course.settings
     top = settings.retrain_top if top is None else top
-    if top <= 0:
+    if top <= 0 and not students:
         return
     problem = sandbox_problem()
     if problem and not course.executor.allow_unsandboxed:
@@ -129,7 +131,8 @@ def run_retraining(
         for track, items in sorted(by_track.items()):
             if tracks is not None and track not in tracks:
                 continue
-            for student, notebook, record, entry in items[:top]:
+            chosen = items[: max(top, 0)] + [item for item in items[max(top, 0) :] if item[0] in students]
+            for student, notebook, record, entry in chosen:
                 if _retrain_state(entry)[0] != "unchecked":
                     continue
                 log(f"retraining {student}'s {track} entry (submitted cost {entry['public_cost']:.4f}) ...")

@@ -81,6 +81,7 @@ def test_weights_load_as_plain_arrays(tmp_path: Path) -> None:
     assert type(loaded["encoder"]["w"]) is np.ndarray and loaded["encoder"]["w"].shape == (2, 3)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch notes the plain pickle's protocol
 def test_weights_that_carry_pickled_code_are_refused_without_running_it(tmp_path: Path) -> None:
     if os.path.exists(PICKLE_MARKER):
         os.remove(PICKLE_MARKER)

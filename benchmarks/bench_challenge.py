@@ -20,7 +20,7 @@ import torch
 from mlphys.course import autoencoder
 from mlphys.course.circles import ImageBudget
 from mlphys.demo.case import Materials
-from mlphys.demo.cases_03_autoencoder import _reference_cell
+from mlphys.demo.cases_03_autoencoder import reference_cell
 from mlphys.grading import challenge
 from mlphys.grading.execute import sandbox_problem
 from mlphys.grading.isolated import Isolation
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     materials = Materials(REPO, "03_autoencoder_challenge", "autoencoder_challenge")
-    cells = {cell: _reference_cell(materials, cell) for cell in (challenge.ARCHITECTURE_CELL, challenge.TRAINING_CELL)}
+    cells = {cell: reference_cell(materials, cell) for cell in (challenge.ARCHITECTURE_CELL, challenge.TRAINING_CELL)}
     namespace: dict[str, t.Any] = {}
     exec(challenge.PREAMBLE + cells["architecture"] + "\n" + cells["training"], namespace)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {autoencoder.pick_device()}\n")

@@ -17,7 +17,7 @@ import torch
 
 from conftest import GradedCohort
 from mlphys.cli import leaderboard
-from mlphys.demo.cases_03_autoencoder import PICKLE_MARKER, _Payload
+from mlphys.demo.cases_03_autoencoder import PICKLE_MARKER, PicklePayload
 from mlphys.grading import challenge, records
 from mlphys.grading.challenge import EntryProblem, load_weights, validate_codes, validate_images
 from mlphys.leaderboard import gather
@@ -86,10 +86,10 @@ def test_weights_that_carry_pickled_code_are_refused_without_running_it(tmp_path
     if os.path.exists(PICKLE_MARKER):
         os.remove(PICKLE_MARKER)
     path = tmp_path / "autoencoder-medium-normal.pt"
-    path.write_bytes(pickle.dumps({"encoder": _Payload(), "decoder": {}}))
+    path.write_bytes(pickle.dumps({"encoder": PicklePayload(), "decoder": {}}))
     with pytest.raises(EntryProblem, match="weights_only"):
         load_weights(path)
-    torch.save({"encoder": _Payload(), "decoder": {}}, path)  # the same inside torch's zip format
+    torch.save({"encoder": PicklePayload(), "decoder": {}}, path)  # the same inside torch's zip format
     with pytest.raises(EntryProblem, match="weights_only"):
         load_weights(path)
     assert not os.path.exists(PICKLE_MARKER)

@@ -144,7 +144,7 @@ Encoder = _WideEncoder
 """
 
 
-def _reference_cell(materials: Materials, grade_id: str) -> str:
+def reference_cell(materials: Materials, grade_id: str) -> str:
     for cell in materials.source().cells:
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
             markers = ("### BEGIN SOLUTION", "### END SOLUTION")
@@ -196,7 +196,8 @@ def trained_weights(architecture: str, training: str, track: str, images: int) -
     return path
 
 
-def _untrained_weights(architecture: str, track: str, folder: Path) -> None:
+def untrained_weights(folder: Path, track: str, architecture: str) -> None:
+    """Freshly initialised weights of the architecture (seed 0), for entries that fail before training matters."""
     import torch
 
     namespace: dict[str, t.Any] = {}
@@ -217,7 +218,7 @@ def _set_entry(nb: nbformat.NotebookNode, tracks: list[str], show_name: bool) ->
     raise KeyError("no TRACKS cell in the notebook")
 
 
-class _Payload:
+class PicklePayload:
     """Pickled code: unpickling it would run a shell command."""
 
     def __reduce__(self) -> tuple[t.Any, ...]:
@@ -233,17 +234,18 @@ def cases(materials: Materials) -> list[Case]:
         points["test_images"],
         points["test_cost_competitive"],
     )
-    architecture = _reference_cell(materials, ARCHITECTURE_CELL)
-    training = _reference_cell(materials, TRAINING_CELL)
+    architecture = reference_cell(materials, ARCHITECTURE_CELL)
+    training = reference_cell(materials, TRAINING_CELL)
 
     def entry(
         tracks: list[str],
         arch: str = architecture,
         train_images: dict[str, int] | None = None,
-        weights: t.Callable[[Path, str], None] | None = None,
+        weights: t.Callable[[Path, str, str], None] | None = None,
         show_name: bool = False,
     ) -> t.Callable[[Path, Materials], None]:
-        """A submission whose architecture cell is ``arch`` and whose weights come from ``weights``."""
+        """A submission whose architecture cell is ``arch`` and whose weights come from
+        ``weights(directory, track, arch)``, or else from training ``arch`` with the reference ``train``."""
 
         def write(directory: Path, m: Materials) -> None:
             nb = m.with_solutions({ARCHITECTURE_CELL: arch}) if arch != architecture else m.reference()
@@ -251,7 +253,7 @@ def cases(materials: Materials) -> list[Case]:
             write_notebook(nb, directory, m.notebook)
             for track in tracks:
                 if weights is not None:
-                    weights(directory, track)
+                    weights(directory, track, arch)
                     continue
                 budget = (train_images or {}).get(track, autoencoder.parse_track(track)[1])
                 source = trained_weights(arch, training, track, budget)
@@ -259,21 +261,18 @@ def cases(materials: Materials) -> list[Case]:
 
         return write
 
-    def untrained(arch: str) -> t.Callable[[Path, str], None]:
-        return lambda directory, track: _untrained_weights(arch, track, directory)
-
-    def huge(directory: Path, track: str) -> None:
+    def huge(directory: Path, track: str, arch: str) -> None:
         import torch
 
-        _untrained_weights(architecture, track, directory)
+        untrained_weights(directory, track, arch)
         path = directory / autoencoder.weights_filename(track)
         state = torch.load(path, weights_only=True)
         state["encoder"]["padding"] = torch.zeros(6_000_000)
         torch.save(state, path)
 
-    def pickled(directory: Path, track: str) -> None:
+    def pickled(directory: Path, track: str, arch: str) -> None:
         with open(directory / autoencoder.weights_filename(track), "wb") as handle:
-            pickle.dump({"encoder": _Payload(), "decoder": {}}, handle)
+            pickle.dump({"encoder": PicklePayload(), "decoder": {}}, handle)
 
     def blank(directory: Path, m: Materials) -> None:
         write_notebook(m.blank(), directory, m.notebook)
@@ -315,42 +314,42 @@ def cases(materials: Materials) -> list[Case]:
             "identity_net",
             "attack",
             "no bottleneck: the code is the whole image",
-            entry(medium, IDENTITY, weights=untrained(IDENTITY)),
+            entry(medium, IDENTITY, weights=untrained_weights),
             0.0,
         ),
         (
             "code_of_ten",
             "mistake",
             "a code of 10 numbers entered for MEDIUM",
-            entry(medium, wide, weights=untrained(wide)),
+            entry(medium, wide, weights=untrained_weights),
             0.0,
         ),
         (
             "packed_codes",
             "attack",
             "image bits packed into float64 mantissas",
-            entry(medium, PACKED, weights=untrained(PACKED)),
+            entry(medium, PACKED, weights=untrained_weights),
             codes + images,
         ),
         (
             "leaky_decoder",
             "attack",
             "the decoder reads what the encoder left behind",
-            entry(medium, LEAKY, weights=untrained(LEAKY)),
+            entry(medium, LEAKY, weights=untrained_weights),
             codes,
         ),
         (
             "nan_outputs",
             "mistake",
             "the decoder's output is NaN",
-            entry(medium, _decorated(architecture, "out * float('nan')"), weights=untrained(architecture)),
+            entry(medium, _decorated(architecture, "out * float('nan')"), weights=untrained_weights),
             codes,
         ),
         (
             "wrong_shape",
             "mistake",
             "the decoder returns flat vectors of 729 pixels",
-            entry(medium, _decorated(architecture, "out.reshape(len(out), -1)"), weights=untrained(architecture)),
+            entry(medium, _decorated(architecture, "out.reshape(len(out), -1)"), weights=untrained_weights),
             codes,
         ),
         ("huge_weights", "attack", "a weights file of 24 MB", entry(medium, weights=huge), 0.0),

@@ -27,13 +27,13 @@ from pathlib import Path
 
 from nbclient.exceptions import CellTimeoutError
 from nbformat import NotebookNode
-from nbformat.v4 import new_code_cell, new_notebook
+from nbformat.v4 import new_code_cell
 from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Integer, Unicode
 
-from mlphys.grading import hidden, isolated, kernel, sandbox, wire
+from mlphys.grading import hidden, isolated, kernel, sandbox
 from mlphys.grading.submission import MISSING, Submission
 
 VERDICTS_KEY = "mlphys_verdicts"
@@ -148,6 +148,7 @@ class SandboxedExecute(NbGraderPreprocessor):
             timeout=self.timeout,
             startup_timeout=self.startup_timeout,
             max_output_bytes=self.max_output_mb_per_cell * 1_000_000,
+            max_output_bytes_total=self.max_output_mb * 1_000_000,
         )
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, t.Any]) -> tuple[NotebookNode, dict[str, t.Any]]:
@@ -209,25 +210,8 @@ class SandboxedExecute(NbGraderPreprocessor):
         box: sandbox.Sandbox,
         context: dict[str, t.Any],
     ) -> None:
-        # nbclient writes each executed cell back into its notebook: give it a scratch one, so that
-        # nothing but the visible parts we hand it ever reaches the kernel or the client.
-        scratch = new_notebook(cells=[new_code_cell("")])
-        km = kernel.make_kernel_manager(box)
-        client = kernel.BoundedClient(
-            scratch,
-            km=km,
-            timeout=self.timeout,
-            startup_timeout=self.startup_timeout,
-            allow_errors=True,
-            interrupt_on_timeout=False,
-            raise_on_iopub_timeout=True,
-            iopub_timeout=10,
-            record_timing=False,
-        )
-        client.max_output_bytes_per_cell = self.max_output_mb_per_cell * 1_000_000
-        client.max_output_bytes_total = self.max_output_mb * 1_000_000
+        client = isolated.sandboxed_client(box, context["isolation"])
         deadline = time.monotonic() + self.notebook_timeout
-        client.shutdown_kernel = "immediate"
         loop = asyncio.get_running_loop()
         stopped: str | None = None
         gone: list[str] = []  # set by a grader call that found the kernel dead, hung or flooding
@@ -264,15 +248,9 @@ class SandboxedExecute(NbGraderPreprocessor):
             except SyntaxError:
                 pass  # reported as that cell's verdict when it runs
 
-        def lookup(name: str) -> t.Any:
-            described = transport({"op": "describe", "names": [name]})
-            entry = described.get("names", {}).get(name) if type(described) is dict else None
-            if type(entry) is dict and entry.get("kind") == "value":
-                return wire.decode_obj(entry.get("value"))
-            return MISSING
-
-        trusted = {"submission": Submission(lookup=lookup, **context)}
-        session = hidden.HiddenTestSession(transport, reserved, trusted)
+        # The submission reads the student's values through the session (bound below, before any block runs).
+        submission = Submission(lookup=lambda name: session.value(name, MISSING), **context)
+        session = hidden.HiddenTestSession(transport, reserved, {"submission": submission})
         try:
             async with client.async_setup_kernel():
                 for cell in nb.cells:
@@ -312,7 +290,7 @@ class SandboxedExecute(NbGraderPreprocessor):
                 if grade_id not in verdicts:
                     self._mark_not_run(cell, tests, verdicts, reason)
         finally:
-            km.context.destroy(linger=0)
+            client.km.context.destroy(linger=0)
 
     async def _judge(self, session: hidden.HiddenTestSession, hidden_source: str, grade_id: str) -> hidden.Verdict:
         if not hidden_source.strip():

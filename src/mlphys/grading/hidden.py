@@ -165,6 +165,12 @@ class HiddenTestSession:
                 missing.add(name)
         return bindings, missing
 
+    def value(self, name: str, default: Any) -> Any:
+        """A validated copy of the student's variable ``name``; ``default`` if there is none (or a function)."""
+        bindings, _ = self._student_bindings({name})
+        found = bindings.get(name, default)
+        return default if isinstance(found, StudentFunction) else found
+
     def run(self, hidden_source: str, label: str) -> Verdict:
         """Execute one hidden block; its verdict is pass unless it raises."""
         missing: set[str] = set()

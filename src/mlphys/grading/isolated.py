@@ -32,7 +32,8 @@ class Isolation:
     use_bwrap: bool = True
     timeout: float = 60  # seconds per cell or grader call
     startup_timeout: float = 60
-    max_output_bytes: int = 1_000_000
+    max_output_bytes: int = 1_000_000  # per cell; the rest is dropped
+    max_output_bytes_total: int = 8_000_000  # after which the kernel is stopped
 
 
 @contextlib.contextmanager
@@ -93,11 +94,16 @@ def run_fresh(isolation: Isolation, cells: list[str], request: dict[str, t.Any])
             raise KernelProblem(f"its kernel stopped ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
-async def _run(isolation: Isolation, box: sandbox.Sandbox, cells: list[str], request: dict[str, t.Any]) -> t.Any:
-    km = kernel.make_kernel_manager(box)
+def sandboxed_client(box: sandbox.Sandbox, isolation: Isolation) -> kernel.BoundedClient:
+    """A notebook client for a new kernel in ``box``, with the isolation's time and output bounds.
+
+    The kernel starts in ``client.async_setup_kernel()``; the caller destroys ``client.km.context``.
+    nbclient writes each executed cell back into its notebook: the client gets a scratch one, so that
+    only the cells handed to ``async_execute_cell`` ever reach the kernel.
+    """
     client = kernel.BoundedClient(
         new_notebook(cells=[new_code_cell("")]),
-        km=km,
+        km=kernel.make_kernel_manager(box),
         timeout=int(isolation.timeout),
         startup_timeout=int(isolation.startup_timeout),
         allow_errors=True,
@@ -107,8 +113,13 @@ async def _run(isolation: Isolation, box: sandbox.Sandbox, cells: list[str], req
         record_timing=False,
     )
     client.max_output_bytes_per_cell = isolation.max_output_bytes
-    client.max_output_bytes_total = 8 * isolation.max_output_bytes
+    client.max_output_bytes_total = isolation.max_output_bytes_total
     client.shutdown_kernel = "immediate"
+    return client
+
+
+async def _run(isolation: Isolation, box: sandbox.Sandbox, cells: list[str], request: dict[str, t.Any]) -> t.Any:
+    client = sandboxed_client(box, isolation)
     deadline = time.monotonic() + isolation.timeout * (len(cells) + 1)
     try:
         async with client.async_setup_kernel():
@@ -121,4 +132,4 @@ async def _run(isolation: Isolation, box: sandbox.Sandbox, cells: list[str], req
             remaining = max(1.0, min(isolation.timeout, deadline - time.monotonic()))
             return await kernel.call_kernel(client, request, remaining)
     finally:
-        km.context.destroy(linger=0)
+        client.km.context.destroy(linger=0)

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from mlphys.grading import bridge, hidden, wire
+from mlphys.grading import hidden
+from mlphys.kernel import bridge, wire
 
 
 class FakeKernel:

@@ -133,3 +133,32 @@ def test_unsandboxed_fallback_is_refused_by_default(monkeypatch: pytest.MonkeyPa
     step = execute.SandboxedExecute()
     with pytest.raises(sandbox.SandboxUnavailable, match="Refusing to run student code"):
         step.preprocess(None, {})  # type: ignore[arg-type]
+
+
+def test_only_the_course_library_and_kernel_code_are_visible(box: sandbox.Sandbox, tmp_path: Path) -> None:
+    """The three trust zones: a student's kernel imports the course library and the in-kernel code, and
+    can neither import nor read the grader (engine, assignments' hidden halves, demo cases, CLI)."""
+    import mlphys
+
+    package = Path(mlphys.__file__).resolve().parent
+    grader_parts = ["mlphys.grading", "mlphys.demo", "mlphys.leaderboard", "mlphys.assignments", "mlphys.cli"]
+    code = (
+        "import importlib, os, json\n"
+        "def imports(name):\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "        return True\n"
+        "    except ImportError:\n"
+        "        return False\n"
+        f"names = {grader_parts + ['mlphys.course.circles', 'mlphys.kernel.bridge']!r}\n"
+        f"paths = {[str(package / p) for p in ('grading', 'demo', 'cli.py')] + [str(REPO / 'source')]!r}\n"
+        "print(json.dumps({'imports': {n: imports(n) for n in names},\n"
+        "                  'visible': {p: os.path.exists(p) for p in paths}}))\n"
+    )
+    result = python(box, code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = __import__("json").loads(result.stdout)
+    assert seen["imports"]["mlphys.course.circles"] and seen["imports"]["mlphys.kernel.bridge"]
+    assert [name for name in grader_parts if seen["imports"][name]] == []
+    assert [path for path, exists in seen["visible"].items() if exists] == []
+    assert (package / "grading").is_dir() and (REPO / "source").is_dir()  # they exist outside the sandbox

@@ -523,12 +523,12 @@ def cases(materials: Materials) -> list[Case]:
     )
     nb_case(
         "sys_modules_bridge",
-        "Replaces mlphys.grading.bridge in sys.modules with a fake that forges 'ok' replies to every request.",
+        "Replaces mlphys.kernel.bridge in sys.modules with a fake that forges 'ok' replies to every request.",
         lambda m, c, d: prepend(
             m.blank(),
             "import sys, types, json\n"
             "from IPython.display import publish_display_data\n"
-            "fake = types.ModuleType('mlphys.grading.bridge')\n"
+            "fake = types.ModuleType('mlphys.kernel.bridge')\n"
             "def serve(request_json):\n"
             "    req = json.loads(request_json)\n"
             "    if req.get('op') == 'describe':\n"
@@ -540,13 +540,13 @@ def cases(materials: Materials) -> list[Case]:
             "    publish_display_data({'text/x-mlphys-result': json.dumps(reply)})\n"
             "fake.serve = serve\n"
             "fake.MIME_TYPE = 'text/x-mlphys-result'\n"
-            "import mlphys.grading\n"
-            "sys.modules['mlphys.grading.bridge'] = fake\n"
-            "mlphys.grading.bridge = fake\n"
+            "import mlphys.kernel\n"
+            "sys.modules['mlphys.kernel.bridge'] = fake\n"
+            "mlphys.kernel.bridge = fake\n"
             "import builtins\n"
             "_imp = builtins.__import__\n"
             "def _hook(name, *a, **k):\n"
-            "    return fake if name == 'mlphys.grading.bridge' else _imp(name, *a, **k)\n"
+            "    return fake if name == 'mlphys.kernel.bridge' else _imp(name, *a, **k)\n"
             "builtins.__import__ = _hook\n",
         ),
     )

@@ -30,7 +30,7 @@ import numpy as np
 
 from mlphys.course import autoencoder
 from mlphys.course.circles import IMAGE_SIZE, circle_images
-from mlphys.grading import wire
+from mlphys.kernel import wire
 from mlphys.grading.hidden import StudentError, StudentFunction
 from mlphys.grading.isolated import CellFailed, Isolation, KernelProblem, run_fresh
 from mlphys.grading.submission import MISSING, Submission

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mlphys.grading.wire import Unsupported
+from mlphys.kernel.wire import Unsupported
 
 __all__ = ["expect_array", "expect_close", "expect_number", "expect_true"]
 

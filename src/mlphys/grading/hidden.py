@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from mlphys.grading import checks, wire
+from mlphys.grading import checks
+from mlphys.kernel import wire
 
 BEGIN_HIDDEN = "BEGIN HIDDEN TESTS"
 END_HIDDEN = "END HIDDEN TESTS"

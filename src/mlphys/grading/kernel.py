@@ -19,7 +19,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbformat import NotebookNode
 
-from mlphys.grading import bridge, wire
+from mlphys.kernel import bridge, wire
 from mlphys.grading.sandbox import Sandbox
 
 
@@ -149,4 +149,4 @@ async def call_kernel(client: NotebookClient, request: dict[str, t.Any], timeout
 def call_code(request: dict[str, t.Any]) -> str:
     """The one line executed in the student's kernel to answer a grader request."""
     payload = json.dumps(json.dumps(request))
-    return f"__import__('mlphys.grading.bridge', fromlist=['serve']).serve({payload})"
+    return f"__import__('mlphys.kernel.bridge', fromlist=['serve']).serve({payload})"

@@ -59,17 +59,19 @@ class Limits:
     disk_bytes: int = 512 * 2**20  # the work directory; /tmp gets a quarter of this
 
 
-def _readonly_roots() -> list[str]:
-    """Directories holding the Python installation the kernel runs from: venv, base install, site
-    directories and the course library's own source.  Never the directory grading runs in (the
-    course root), nor any directory above it."""
-    import site
+# The parts of the ``mlphys`` package a student's kernel may see: the course library and the code that
+# runs in the kernel.  The grader's parts (engine, assignments' hidden halves, demo cases, CLI) are not
+# mounted, wherever the package is installed.
+STUDENT_VISIBLE = ("__init__.py", "course", "kernel")
 
-    import mlphys
+
+def _readonly_roots() -> list[str]:
+    """Directories holding the Python installation the kernel runs from: venv, base install and site
+    directories.  Never the directory grading runs in (the course root), nor any directory above it."""
+    import site
 
     candidates = {sys.prefix, sys.base_prefix, str(Path(sys.executable).parent)}
     candidates.update(site.getsitepackages())
-    candidates.add(str(Path(mlphys.__file__).resolve().parent.parent))
     course_root = os.path.realpath(os.getcwd())
     roots = set()
     for candidate in candidates:
@@ -87,6 +89,22 @@ def _readonly_roots() -> list[str]:
             continue
         kept.append(root)
     return kept
+
+
+def _package_binds() -> list[str]:
+    """bwrap arguments that show only the student-visible parts of ``mlphys``.
+
+    An empty tmpfs covers the package directory (an installed copy in site-packages, or the source tree
+    of an editable install), and the visible parts are bound back on top of it, read-only.
+    """
+    import mlphys
+
+    package = Path(mlphys.__file__).resolve().parent
+    args = ["--tmpfs", str(package)]
+    for part in STUDENT_VISIBLE:
+        if (package / part).exists():
+            args += ["--ro-bind", str(package / part), str(package / part)]
+    return args
 
 
 class CGroup:
@@ -268,6 +286,7 @@ class Sandbox:
                 args += ["--ro-bind", f, f]
         for root in _readonly_roots():
             args += ["--ro-bind", root, root]
+        args += _package_binds()
         args += [
             "--ro-bind",
             str(self.submission),

@@ -12,7 +12,7 @@ import json
 import traceback
 from typing import Any
 
-from mlphys.grading import wire
+from mlphys.kernel import wire
 
 MIME_TYPE = "text/x-mlphys-result"
 

@@ -150,7 +150,7 @@ def test_only_the_course_library_and_kernel_code_are_visible(box: sandbox.Sandbo
         "        return True\n"
         "    except ImportError:\n"
         "        return False\n"
-        f"names = {grader_parts + ['mlphys.course.circles', 'mlphys.kernel.bridge']!r}\n"
+        f"names = {[*grader_parts, 'mlphys.course.circles', 'mlphys.kernel.bridge']!r}\n"
         f"paths = {[str(package / p) for p in ('grading', 'demo', 'cli.py')] + [str(REPO / 'source')]!r}\n"
         "print(json.dumps({'imports': {n: imports(n) for n in names},\n"
         "                  'visible': {p: os.path.exists(p) for p in paths}}))\n"

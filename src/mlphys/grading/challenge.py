@@ -30,10 +30,10 @@ import numpy as np
 
 from mlphys.course import autoencoder
 from mlphys.course.circles import IMAGE_SIZE, circle_images
-from mlphys.kernel import wire
 from mlphys.grading.hidden import StudentError, StudentFunction
 from mlphys.grading.isolated import CellFailed, Isolation, KernelProblem, run_fresh
 from mlphys.grading.submission import MISSING, Submission
+from mlphys.kernel import wire
 
 RECORD_KEY = "autoencoder_challenge"
 PUBLIC_IMAGES = 500

@@ -19,8 +19,8 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbformat import NotebookNode
 
-from mlphys.kernel import bridge, wire
 from mlphys.grading.sandbox import Sandbox
+from mlphys.kernel import bridge, wire
 
 
 class SandboxedKernelManager(AsyncKernelManager):

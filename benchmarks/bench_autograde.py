@@ -19,9 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from mlphys import assignments
 from mlphys.cli import nbgrader
 from mlphys.demo.case import Materials
-from mlphys.demo.cohort import ASSIGNMENTS, cohort
+from mlphys.demo.cohort import cohort
 
 REPO = Path(__file__).resolve().parent.parent
 # Stock nbgrader runs hidden tests in the student's kernel, so the kernel gets the check helpers.
@@ -43,7 +44,7 @@ def make_course(root: Path, config: str, assignment: str, copies: int) -> int:
     (root / "nbgrader_config.py").write_text(config)
     nbgrader(root, "generate_assignment", assignment, "--force")
     honest = [c for c in cohort(root, assignment) if c.kind != "attack"]
-    materials = Materials(root, assignment, ASSIGNMENTS[assignment][0])
+    materials = Materials(root, assignment, assignments.get(assignment).notebook)
     for copy in range(copies):
         for case in honest:
             directory = root / "submitted" / f"{case.student}_{copy}" / assignment
@@ -99,7 +100,7 @@ def bench(assignment: str, copies: int, rounds: int, tmp: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("assignments", nargs="*", default=sorted(ASSIGNMENTS))
+    parser.add_argument("assignments", nargs="*", default=list(assignments.registry()))
     parser.add_argument("--copies", type=int, default=2, help="copies of the honest cohort")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()

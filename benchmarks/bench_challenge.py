@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
+from mlphys.assignments.autoencoder_challenge.cases import reference_cell
 from mlphys.course import autoencoder
 from mlphys.course.circles import ImageBudget
 from mlphys.demo.case import Materials
-from mlphys.demo.cases_03_autoencoder import reference_cell
 from mlphys.grading import challenge
 from mlphys.grading.execute import sandbox_problem
 from mlphys.grading.isolated import Isolation

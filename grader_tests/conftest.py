@@ -11,9 +11,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mlphys import assignments
 from mlphys.cli import nbgrader
 from mlphys.demo.case import Case, Materials
-from mlphys.demo.cohort import ASSIGNMENTS, cohort, write_cohort
+from mlphys.demo.cohort import cohort, write_cohort
 from mlphys.grading.hidden import split_test_source
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,7 +40,7 @@ def make_course(root: Path) -> Path:
     shutil.copytree(REPO / "source", root / "source")
     config = (REPO / "nbgrader_config.py").read_text() + TEST_LIMITS
     (root / "nbgrader_config.py").write_text(config)
-    for assignment in ASSIGNMENTS:
+    for assignment in assignments.registry():
         generated = run_nbgrader(root, "generate_assignment", assignment, "--force")
         assert generated.returncode == 0, generated.stderr[-3000:]
     return root
@@ -66,7 +67,7 @@ class GradedCohort:
 
     @property
     def notebook(self) -> str:
-        return ASSIGNMENTS[self.assignment][0]
+        return assignments.get(self.assignment).notebook
 
     @property
     def source_notebook(self) -> Path:
@@ -125,7 +126,7 @@ def grade_cohort(root: Path, assignment: str, kinds: tuple[str, ...] | None = No
 def grade_course(root: Path, kinds: tuple[str, ...] | None = None) -> dict[str, GradedCohort]:
     """Grade every assignment's cohort (only the cases of ``kinds``, if given) in a fresh course."""
     make_course(root)
-    return {assignment: grade_cohort(root, assignment, kinds) for assignment in ASSIGNMENTS}
+    return {assignment: grade_cohort(root, assignment, kinds) for assignment in assignments.registry()}
 
 
 @pytest.fixture(scope="session")

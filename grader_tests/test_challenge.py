@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from conftest import GradedCohort
+from mlphys.assignments.autoencoder_challenge.cases import PICKLE_MARKER, PicklePayload
 from mlphys.cli import leaderboard
-from mlphys.demo.cases_03_autoencoder import PICKLE_MARKER, PicklePayload
 from mlphys.grading import challenge, records
 from mlphys.grading.challenge import EntryProblem, load_weights, validate_codes, validate_images
 from mlphys.leaderboard import gather

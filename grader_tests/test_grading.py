@@ -8,23 +8,24 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, GradedCohort, grade_course
-from mlphys.demo.cohort import ASSIGNMENTS, cohort
+from mlphys.assignments import registry
+from mlphys.demo.cohort import cohort
 
 MISTAKES = [
     (assignment, case.student)
-    for assignment in ASSIGNMENTS
+    for assignment in registry()
     for case in cohort(REPO, assignment)
     if case.kind == "mistake"
 ]
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", list(registry()))
 def test_reference_solution_gets_full_marks(course: dict[str, GradedCohort], assignment: str) -> None:
     graded = course[assignment]
     assert graded.scores["ref_solution"] == graded.autograded_points() > 0
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", list(registry()))
 def test_blank_release_gets_zero_and_grades_without_error(course: dict[str, GradedCohort], assignment: str) -> None:
     graded = course[assignment]
     assert graded.scores["blank_release"] == 0.0
@@ -40,14 +41,14 @@ def test_each_typical_mistake_loses_exactly_its_points(
     assert course[assignment].scores[student] == case.expected_points, case.description
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", list(registry()))
 def test_failures_are_explained_to_the_student(course: dict[str, GradedCohort], assignment: str) -> None:
     nb = json.loads(course[assignment].autograded_notebook("blank_release").read_text())
     messages = [o["evalue"] for c in nb["cells"] for o in c.get("outputs", []) if o.get("ename") == "HiddenTestFailed"]
     assert messages and all(len(m) > 20 for m in messages)
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", list(registry()))
 def test_feedback_is_written_and_shows_no_hidden_test_source(course: dict[str, GradedCohort], assignment: str) -> None:
     graded = course[assignment]
     assert graded.feedback_html("ref_solution").exists()

@@ -22,8 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+from mlphys import assignments
 from mlphys.demo.case import Case
-from mlphys.demo.cohort import ASSIGNMENTS, cohort, write_cohort
+from mlphys.demo.cohort import cohort, write_cohort
 from mlphys.leaderboard import gather
 
 CHALLENGES = {"03_autoencoder_challenge"}
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlphys", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="grade the demo cohort of each assignment and print the scores")
-    p_demo.add_argument("assignments", nargs="*", default=sorted(ASSIGNMENTS))
+    p_demo.add_argument("assignments", nargs="*", default=list(assignments.registry()))
     p_demo.add_argument("--root", type=Path, default=Path.cwd())
     p_board = sub.add_parser("leaderboard", help="rebuild a challenge's leaderboards from the gradebook")
     p_board.add_argument("assignment")

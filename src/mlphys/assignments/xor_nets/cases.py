@@ -27,6 +27,7 @@ self-check shows it, and the hidden test checks z = 0 exactly, so that mistake c
 
 from __future__ import annotations
 
+from mlphys.demo import attacks
 from mlphys.demo.case import Case, Materials, Mistake, assignment_cases
 
 _SIGMOID_SIGN = """
@@ -203,5 +204,7 @@ _MISTAKES: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
 
 
 def cases(materials: Materials) -> list[Case]:
-    """The reference, the blank release and the typical mistakes, each with its exact expected points."""
-    return assignment_cases(materials, [Mistake(s, d, dict(r), tuple(b)) for s, d, r, b in _MISTAKES])
+    """The reference, the blank release, the typical mistakes, each with its exact expected points, and the
+    attack catalogue (it targets the engine, not this assignment; one assignment carries it)."""
+    mistakes = assignment_cases(materials, [Mistake(s, d, dict(r), tuple(b)) for s, d, r, b in _MISTAKES])
+    return mistakes + attacks.cases(materials)

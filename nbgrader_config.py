@@ -71,8 +71,9 @@ c.SandboxedExecute.notebook_timeout = 600
 c.SandboxedExecute.memory_limit_mb = 4096
 c.SandboxedExecute.max_processes = 64
 # Challenges draw their hidden test images from this secret; the student's sandbox never sees it.
-# A real course sets its own in the grader's environment (the default serves the demo).
-c.SandboxedExecute.challenge_secret = os.environ.get("MLPHYS_CHALLENGE_SECRET", "ml4physics-demo-secret")
+# A course sets its own in the grader's environment; without one, challenges are not scored (`mlphys demo`
+# and `mlphys check` set a demo secret when none is set).
+c.SandboxedExecute.challenge_secret = os.environ.get("MLPHYS_CHALLENGE_SECRET", "")
 # Only where no sandbox can be made and the instructor accepts the risk:
 # c.SandboxedExecute.allow_unsandboxed = True
 

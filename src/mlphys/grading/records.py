@@ -18,7 +18,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from sqlalchemy import Column, DateTime, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Session, declarative_base
 
-from mlphys.grading.execute import RECORDS_KEY
+from mlphys.grading.handoff import RECORDS_KEY
 
 Base = declarative_base()
 
@@ -67,11 +67,19 @@ def replace_records(gb: Gradebook, assignment: str, notebook: str, student: str,
         db.commit()
 
 
-def load_records(gb: Gradebook, assignment: str, key: str) -> dict[tuple[str, str], t.Any]:
-    """{(student, notebook): data} of one kind of record for an assignment."""
+def load_records(gb: Gradebook, assignment: str, key: str) -> dict[tuple[str, str], tuple[t.Any, datetime.datetime]]:
+    """{(student, notebook): (data, when the grader stored it)} of one kind of record for an assignment.
+
+    A row whose data is not valid JSON (a damaged database) is left out.
+    """
+    found = {}
     with _session(gb) as db:
-        rows = db.scalars(select(Record).where(Record.assignment == assignment, Record.key == key))
-        return {(r.student, r.notebook): json.loads(r.data) for r in rows}
+        for row in db.scalars(select(Record).where(Record.assignment == assignment, Record.key == key)):
+            try:
+                found[(row.student, row.notebook)] = (json.loads(row.data), row.updated)
+            except ValueError:
+                continue
+    return found
 
 
 def update_record(gb: Gradebook, assignment: str, notebook: str, student: str, key: str, data: t.Any) -> None:
@@ -93,7 +101,7 @@ class SaveRecords(NbGraderPreprocessor):
     """Store what the hidden tests kept (``submission.record``) for this student's notebook."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, t.Any]) -> tuple[NotebookNode, dict[str, t.Any]]:
-        records = {k: v for k, v in resources.get(RECORDS_KEY, {}).items() if not k.startswith("_")}
+        records = resources.get(RECORDS_KEY, {})
         info = resources["nbgrader"]
         with Gradebook(info["db_url"]) as gb:
             replace_records(gb, info["assignment"], info["notebook"], info["student"], records)

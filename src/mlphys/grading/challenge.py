@@ -173,9 +173,15 @@ class FreshKernel:
         try:
             return StudentFunction(helper, transport)(*args)
         except StudentError as exc:
-            # The kernel saw hidden data: its exception text could carry it out; keep a short, bounded form.
-            message = _bounded(exc.message) if saw_hidden_data else exc.message
-            raise EntryProblem(f"Your {what} raised {exc.type_name}: {message}") from None
+            if saw_hidden_data:
+                # Its message (even the exception's class name) is the student's text and could carry the
+                # hidden data out: say only which builtin exception it was.
+                raise EntryProblem(
+                    f"Your {what} raised {_builtin_name(exc.type_name)} while it ran on the hidden test data. Its "
+                    f"message is not shown, since it could carry that data: run your {what} on data of your own "
+                    "in the notebook to see it."
+                ) from None
+            raise EntryProblem(f"Your {what} raised {exc.type_name}: {_bounded(exc.message)}") from None
         except CellFailed as exc:
             names = " and ".join(f"`{c}`" for c in self.cell_ids) or "solution"
             given = self._preamble_words()
@@ -194,6 +200,14 @@ class FreshKernel:
     def _preamble_words(self) -> str:
         lines = [line for line in self.scoring.challenge.preamble.splitlines() if line.strip()]
         return ", ".join(f"`{line}`" for line in lines)
+
+
+def _builtin_name(type_name: str) -> str:
+    """The name of a builtin exception class, or a neutral phrase for anything else."""
+    import builtins
+
+    found = getattr(builtins, type_name, None) if type_name.isidentifier() else None
+    return f"a {type_name}" if isinstance(found, type) and issubclass(found, BaseException) else "an exception"
 
 
 def _bounded(text: str) -> str:

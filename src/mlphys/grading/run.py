@@ -97,7 +97,12 @@ class GradingRun:
             run_sync(self.client.async_execute_cell)(cell, 0, store_history=True)
         except Exception as exc:  # timeouts, a dead kernel, floods, protocol errors
             self.stopped = self.stop_reason(exc)
+        # What the kernel reports is the student's: a count that is not a sane integer would make the
+        # autograded notebook invalid (and lose the student's feedback).
         cell.execution_count = _execution_count(cell.get("execution_count"))
+        for output in cell.outputs:
+            if "execution_count" in output:
+                output["execution_count"] = _execution_count(output.get("execution_count"))
         return cell
 
     def call(self, request: dict[str, t.Any]) -> t.Any:

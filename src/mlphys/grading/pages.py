@@ -264,8 +264,11 @@ class CleanStudentContent(Preprocessor):
         if cell.cell_type == "markdown" and not _instructor_cell(cell):
             cleaned = clean_markdown(cell.source, cell.get("attachments"))
             if cleaned != cell.source:
-                self.log.warning("Cell %d holds %s; shown as text", index, ", ".join(sorted(set(
-                    unsafe_markdown(cell.source, cell.get("attachments"))))))
+                self.log.warning(
+                    "Cell %d holds %s; shown as text",
+                    index,
+                    ", ".join(sorted(set(unsafe_markdown(cell.source, cell.get("attachments"))))),
+                )
                 cell.source = cleaned
         elif cell.cell_type == "raw":
             cell.source = sanitise_html(cell.source)

@@ -160,6 +160,19 @@ def test_locked_instructor_cells_keep_their_html_and_pages_sanitise_it_on_render
     assert "<b>this</b>" in rendered and "onerror" not in rendered and "alert" not in rendered
 
 
+def test_rendered_markdown_keeps_formatting_and_inline_images_only() -> None:
+    source = (
+        '**bold** [site](https://numpy.org) ![plot](attachment:ok.png) <img src="https://tracker.example/p.png">'
+        ' <a href="data:text/html,x">d</a> <a href=" JavaScript:x">j</a> <b id="statusmessage">b</b>'
+    )
+    cell = new_markdown_cell(source, attachments={"ok.png": {"image/png": PNG}})
+    rendered = markdown_to_safe_html({"cell": cell}, source)
+    assert "<strong>bold</strong>" in rendered and 'href="https://numpy.org"' in rendered
+    assert f'src="data:image/png;base64,{PNG}"' in rendered
+    for gone in ("tracker.example", "data:text/html", "JavaScript", "statusmessage"):
+        assert gone not in rendered
+
+
 def test_gradebook_names_are_escaped_in_page_resources() -> None:
     resources = {"first_name": FIRST_NAME, "last_name": LAST_NAME, "student": "s<b>", "index": 0}
     _, escaped = EscapeGradebookNames().preprocess(new_notebook(), dict(resources))

@@ -73,6 +73,8 @@ def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
         if _DATA_IMAGE.fullmatch(value):
             return value
         return value if _is_relative_path(value) else None
+    if attribute in ("href", "cite") and "".join(ch for ch in value if ch > " ").lower().startswith("data:"):
+        return None  # `data` is among the URL schemes for inline images only
     return value
 
 

@@ -31,6 +31,7 @@ from nbgrader.preprocessors import (
     OverwriteKernelspec,
 )
 
+from mlphys.grading.pages import CleanStudentContent, EscapeGradebookNames, markdown_to_safe_html
 from mlphys.grading.preprocessors import NormalizeGradeCells, SandboxedExecute, SanitizeOutputs, SaveVerdictGrades
 from mlphys.grading.records import SaveRecords
 
@@ -56,6 +57,7 @@ c.OverwriteCells.add_missing_cells = True
 c.Autograde.autograde_preprocessors = [
     SandboxedExecute,
     SanitizeOutputs,
+    CleanStudentContent,
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
@@ -89,3 +91,9 @@ c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPr
 c.ClearHiddenTests.enforce_metadata = False
 # Students' markdown may hold HTML too: sanitise it in feedback pages.
 c.HTMLExporter.sanitize_html = True
+# That setting does not reach nbgrader's feedback and formgrade templates, which render markdown and
+# gradebook names raw. Both pages render through HTMLExporter: clean every notebook they render (also
+# ones autograded before CleanStudentContent existed), escape gradebook names, and pass all rendered
+# markdown through the nh3 sanitiser.
+c.HTMLExporter.preprocessors = [CleanStudentContent, EscapeGradebookNames]
+c.HTMLExporter.filters = {"markdown2html": markdown_to_safe_html}

@@ -33,7 +33,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Integer, Unicode
 
-from mlphys.grading import hidden, isolated, kernel, sandbox
+from mlphys.grading import aio, hidden, isolated, kernel, sandbox
 from mlphys.grading.submission import MISSING, Submission
 
 VERDICTS_KEY = "mlphys_verdicts"
@@ -182,7 +182,7 @@ class SandboxedExecute(NbGraderPreprocessor):
                 secret=self.challenge_secret,
                 records=records,
             )
-            asyncio.run(self._run_notebook(nb, tests, verdicts, box, context))
+            aio.run_coroutine(self._run_notebook(nb, tests, verdicts, box, context))
         return nb, resources
 
     def _trusted_test_cells(self, resources: dict[str, t.Any]) -> dict[str, tuple[str, str]]:

@@ -8,7 +8,6 @@ of them leaves behind (files, module state, threads) can reach the other.  Both 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import os
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from nbformat.v4 import new_code_cell, new_notebook
 
-from mlphys.grading import kernel, sandbox
+from mlphys.grading import aio, kernel, sandbox
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +78,7 @@ def run_fresh(isolation: Isolation, cells: list[str], request: dict[str, t.Any])
     """
     with staged_sandbox(isolation) as box:
         try:
-            return asyncio.run(_run(isolation, box, cells, request))
+            return aio.run_coroutine(_run(isolation, box, cells, request))
         except (CellFailed, KernelProblem):
             raise
         except kernel.CallTimeout:

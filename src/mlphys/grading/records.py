@@ -71,6 +71,17 @@ def load_records(gb: Gradebook, assignment: str, key: str) -> dict[tuple[str, st
         return {(r.student, r.notebook): json.loads(r.data) for r in rows}
 
 
+def notebook_records(gb: Gradebook, assignment: str, notebook: str, student: str) -> dict[str, t.Any]:
+    """{key: data} of every record of one student's notebook."""
+    with _session(gb) as db:
+        rows = db.scalars(
+            select(Record).where(
+                Record.assignment == assignment, Record.notebook == notebook, Record.student == student
+            )
+        )
+        return {r.key: json.loads(r.data) for r in rows}
+
+
 def update_record(gb: Gradebook, assignment: str, notebook: str, student: str, key: str, data: t.Any) -> None:
     """Overwrite one record's data (e.g. to add the result of a retraining check)."""
     with _session(gb) as db:

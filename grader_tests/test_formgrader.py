@@ -183,3 +183,15 @@ def test_a_failed_regrade_keeps_the_earlier_result(course: Path, formgrader: For
     assert "the grading machinery broke" in result["error"] + result.get("log", "")
     assert autograded(course, "bob").read_bytes() == earlier_notebook
     assert score(course, "bob") == earlier_score
+
+
+def test_the_formgrader_offers_release_and_collect(course: Path, formgrader: Formgrader) -> None:
+    status, body = formgrader.request("GET", "/formgrader/api/assignments")
+    assert status == 200
+    assignment = next(a for a in json.loads(body) if a["name"] == ASSIGNMENT)
+    assert assignment["releaseable"], "no exchange: the formgrader hides Release and Collect"
+    status, body = formgrader.request("POST", f"/formgrader/api/assignment/{ASSIGNMENT}/release")
+    assert status == 200 and json.loads(body)["success"], body[-2000:]
+    assert (course / "exchange" / "ml4physics" / "outbound" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").is_file()
+    status, body = formgrader.request("POST", f"/formgrader/api/assignment/{ASSIGNMENT}/collect")
+    assert status == 200 and json.loads(body)["success"], body[-2000:]

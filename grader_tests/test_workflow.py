@@ -8,16 +8,26 @@
 
 from __future__ import annotations
 
+import getpass
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import nbformat
 import pytest
 import sqlalchemy.exc
 from nbgrader.api import Gradebook
 
+from mlphys.cli import nbgrader
+from mlphys.demo.case import Materials
 from mlphys.grading import records
+from test_formgrader import make_small_course
+
+ASSIGNMENT = "01_xor_nets"
+NOTEBOOK = "xor_nets"
+COURSE = "ml4physics"  # c.CourseDirectory.course_id of the committed configuration
 
 
 @pytest.fixture
@@ -44,3 +54,70 @@ def test_a_failed_replacement_leaves_the_old_records(gradebook: Gradebook) -> No
     with pytest.raises((TypeError, ValueError, sqlalchemy.exc.SQLAlchemyError)):
         records.replace_records(gradebook, "a", "nb", "alice", {"entry": {"cost": 0.25}, "bad": object()})
     assert records.load_records(gradebook, "a", "entry") == {("alice", "nb"): {"cost": 0.5}}
+
+
+# ---- release -> fetch -> submit -> collect -> autograde -> feedback, through the course's exchange ----------
+
+
+def student_nbgrader(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``nbgrader`` as a student runs it: own home and Jupyter configuration, own working directory."""
+    env = {
+        **os.environ,
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
+        "JUPYTER_DATA_DIR": str(home / ".local/share/jupyter"),
+    }
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "nbgrader"), *args],
+        cwd=home / "work",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result.stdout + result.stderr
+
+
+def test_release_fetch_submit_collect_autograde_and_feedback_through_the_exchange(tmp_path: Path) -> None:
+    course = make_small_course(tmp_path / "course", ASSIGNMENT)
+    home = tmp_path / "student"
+    (home / "work").mkdir(parents=True)
+    (home / ".jupyter").mkdir()
+    # What a student's Jupyter on this machine is configured with (README, "Release and collect").
+    (home / ".jupyter" / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        f"c.CourseDirectory.course_id = {COURSE!r}\n"
+        f"c.Exchange.root = {str(course / 'exchange')!r}\n"
+        "c.Exchange.path_includes_course = True\n"
+    )
+
+    ok(nbgrader(course, "release_assignment", ASSIGNMENT, check=False))
+    assert ASSIGNMENT in ok(student_nbgrader(home, "list"))
+    ok(student_nbgrader(home, "fetch_assignment", ASSIGNMENT))
+    fetched = home / "work" / COURSE / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+    materials = Materials(course, ASSIGNMENT, NOTEBOOK)
+    solutions = {
+        cell.metadata.nbgrader.grade_id: cell.source
+        for cell in materials.reference().cells
+        if cell.get("metadata", {}).get("nbgrader", {}).get("solution")
+    }
+    nbformat.write(materials.with_solutions(solutions, base=nbformat.read(fetched, 4)), fetched)
+    ok(student_nbgrader(home, "submit", ASSIGNMENT))
+
+    ok(nbgrader(course, "collect", ASSIGNMENT, check=False))
+    student = getpass.getuser()
+    assert (course / "submitted" / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb").is_file()
+    ok(nbgrader(course, "autograde", ASSIGNMENT, check=False))
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assert gb.find_submission(ASSIGNMENT, student).score == sum(materials.test_points().values()) > 0
+    ok(nbgrader(course, "generate_feedback", ASSIGNMENT, check=False))
+    ok(nbgrader(course, "release_feedback", ASSIGNMENT, check=False))
+
+    ok(student_nbgrader(home, "fetch_feedback", ASSIGNMENT))
+    pages = list((home / "work" / COURSE / ASSIGNMENT / "feedback").glob(f"*/{NOTEBOOK}.html"))
+    assert len(pages) == 1
+    assert "Hidden tests passed" in pages[0].read_text()

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import subprocess
 import sys
@@ -21,8 +22,9 @@ import sqlalchemy.exc
 from nbgrader.api import Gradebook
 
 from mlphys.cli import nbgrader
+from mlphys.course import autoencoder
 from mlphys.demo.case import Materials
-from mlphys.grading import records
+from mlphys.grading import challenge, records
 from test_formgrader import make_small_course
 
 ASSIGNMENT = "01_xor_nets"
@@ -121,3 +123,70 @@ def test_release_fetch_submit_collect_autograde_and_feedback_through_the_exchang
     pages = list((home / "work" / COURSE / ASSIGNMENT / "feedback").glob(f"*/{NOTEBOOK}.html"))
     assert len(pages) == 1
     assert "Hidden tests passed" in pages[0].read_text()
+
+
+# ---- regrading a challenge entry in place -----------------------------------------------------------------
+
+CHALLENGE = "03_autoencoder_challenge"
+CHALLENGE_NOTEBOOK = "autoencoder_challenge"
+TRACK = "MEDIUM/NORMAL"  # the reference notebook's entry
+
+
+def write_entry(materials: Materials, folder: Path, seed: int) -> Path:
+    """Freshly initialised weights of the reference architecture: a valid entry, cheap to make."""
+    import torch
+
+    architecture = next(
+        cell.source
+        for cell in materials.reference().cells
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == challenge.ARCHITECTURE_CELL
+    )
+    namespace: dict[str, object] = {}
+    exec(challenge.PREAMBLE + architecture, namespace)
+    code_size, _ = autoencoder.parse_track(TRACK)
+    torch.manual_seed(seed)
+    encoder, decoder = namespace["Encoder"](code_size), namespace["Decoder"](code_size)  # type: ignore[operator]
+    return autoencoder.save_entry(encoder, decoder, TRACK, folder)
+
+
+def graded_entry(course: Path, student: str) -> tuple[float, dict, Path]:
+    """The gradebook's score, the challenge record and the autograded notebook of a student."""
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        score = float(gb.find_submission(CHALLENGE, student).score)
+        record = records.load_records(gb, CHALLENGE, challenge.RECORD_KEY)[(student, CHALLENGE_NOTEBOOK)]
+    return score, record, course / "autograded" / student / CHALLENGE / f"{CHALLENGE_NOTEBOOK}.ipynb"
+
+
+def passed_points(autograded: Path) -> float:
+    """The points the autograded notebook (hence the feedback) says were earned."""
+    return sum(
+        float(cell.metadata.nbgrader.points)
+        for cell in nbformat.read(autograded, 4).cells
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade")
+        and any("Hidden tests passed" in out.get("text", "") for out in cell.get("outputs", []))
+    )
+
+
+def test_regrading_a_challenge_entry_in_place_replaces_grade_feedback_and_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    course = make_small_course(tmp_path / "course", CHALLENGE)
+    materials = Materials(course, CHALLENGE, CHALLENGE_NOTEBOOK)
+    folder = course / "submitted" / "alice" / CHALLENGE
+    folder.mkdir(parents=True)
+    nbformat.write(materials.reference(), folder / f"{CHALLENGE_NOTEBOOK}.ipynb")
+    write_entry(materials, folder, seed=0)
+    ok(nbgrader(course, "autograde", CHALLENGE, check=False))
+    _, first, _ = graded_entry(course, "alice")
+
+    weights = write_entry(materials, folder, seed=1)  # a late weights file, then the instructor regrades
+    ok(nbgrader(course, "autograde", CHALLENGE, "--force", check=False))
+    score, record, autograded = graded_entry(course, "alice")
+
+    (old_entry,), (entry,) = first["entries"], record["entries"]
+    assert entry["stage"] == "scored", entry["problem"]
+    assert entry["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest() != old_entry["weights_sha256"]
+    assert entry["public_cost"] != old_entry["public_cost"]
+    assert (autograded.parent / weights.name).read_bytes() == weights.read_bytes()
+    assert score == passed_points(autograded)

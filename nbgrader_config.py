@@ -43,6 +43,17 @@ c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 # PostgreSQL for a course that outgrows one machine, e.g.:
 # c.CourseDirectory.db_url = "postgresql://grader@db.example.org/ml4physics"
 
+# The exchange through which assignments are released, fetched, submitted and collected, and feedback
+# returned.  Out of the box it is the folder `exchange/` of the course directory, for one machine on which
+# the students' Jupyter reaches this directory.  With JupyterHub and one Unix user per person, use a folder
+# outside the course directory that every user can write (e.g. /srv/nbgrader/exchange), set here and in
+# the students' configuration: see the README.
+c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
+c.Exchange.path_includes_course = True  # students' copies go to <course>/<assignment>; courses can share one
+if not os.path.isdir(c.Exchange.root):  # the formgrader offers release and collect only if it exists
+    os.makedirs(c.Exchange.root)
+    os.chmod(c.Exchange.root, 0o777)  # what `nbgrader release_assignment` would set: students write to it
+
 c.Autograde.exporter_class = "mlphys.grading.intake.SafeNotebookExporter"
 c.Autograde.pre_convert_hook = "mlphys.grading.intake.quarantine_unsafe_files"
 c.Autograde.sanitize_preprocessors = [

@@ -15,7 +15,7 @@ import typing as t
 from nbformat import NotebookNode
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor
-from sqlalchemy import Column, DateTime, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import Column, DateTime, Integer, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.orm import Session, declarative_base
 
 from mlphys.grading.handoff import RECORDS_KEY
@@ -43,28 +43,25 @@ def _session(gb: Gradebook) -> Session:
 
 
 def replace_records(gb: Gradebook, assignment: str, notebook: str, student: str, records: dict[str, t.Any]) -> None:
-    """Make ``records`` the only ones of this student's notebook (a regrade replaces the old ones)."""
-    with _session(gb) as db:
-        old = db.scalars(
-            select(Record).where(
+    """Make ``records`` the only ones of this student's notebook (a regrade replaces the old ones).
+
+    One transaction: afterwards the notebook has exactly the new records, or, if anything fails, still
+    exactly the old ones.
+    """
+    rows = [(key, json.dumps(value)) for key, value in records.items()]  # refuse unencodable data up front
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    with _session(gb) as db, db.begin():
+        db.execute(
+            delete(Record).where(
                 Record.assignment == assignment, Record.notebook == notebook, Record.student == student
             )
         )
-        for row in old:
-            db.delete(row)
-        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-        for key, value in records.items():
-            db.add(
-                Record(
-                    assignment=assignment,
-                    notebook=notebook,
-                    student=student,
-                    key=key,
-                    data=json.dumps(value),
-                    updated=now,
-                )
-            )
-        db.commit()
+        # The delete is sent before the inserts: the unit of work would otherwise insert the new rows
+        # first and trip the unique constraint on (assignment, notebook, student, key).
+        db.add_all(
+            Record(assignment=assignment, notebook=notebook, student=student, key=key, data=data, updated=now)
+            for key, data in rows
+        )
 
 
 def load_records(gb: Gradebook, assignment: str, key: str) -> dict[tuple[str, str], tuple[t.Any, datetime.datetime]]:
@@ -80,6 +77,17 @@ def load_records(gb: Gradebook, assignment: str, key: str) -> dict[tuple[str, st
             except ValueError:
                 continue
     return found
+
+
+def notebook_records(gb: Gradebook, assignment: str, notebook: str, student: str) -> dict[str, t.Any]:
+    """{key: data} of every record of one student's notebook."""
+    with _session(gb) as db:
+        rows = db.scalars(
+            select(Record).where(
+                Record.assignment == assignment, Record.notebook == notebook, Record.student == student
+            )
+        )
+        return {r.key: json.loads(r.data) for r in rows}
 
 
 def update_record(gb: Gradebook, assignment: str, notebook: str, student: str, key: str, data: t.Any) -> None:

@@ -21,10 +21,10 @@ import pytest
 import sqlalchemy.exc
 from nbgrader.api import Gradebook
 
+from mlphys.assignments.autoencoder_challenge import challenge
 from mlphys.cli import nbgrader
 from mlphys.course import autoencoder
 from mlphys.demo.case import Materials
-from mlphys.assignments.autoencoder_challenge import challenge
 from mlphys.grading import records
 from test_formgrader import make_small_course
 

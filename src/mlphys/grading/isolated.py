@@ -51,6 +51,7 @@ def staged_sandbox(
     try:
         box.submission.mkdir()
         box.rundir.mkdir()
+        box.give_to_student(box.rundir)  # the kernel creates its sockets there
         os.chmod(stage, 0o755)
         if stage_files is not None:
             stage_files(box.submission)

@@ -17,7 +17,7 @@ this file.  The grading engine plugs in through nbgrader's own extension points:
 
 import os
 
-from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
@@ -31,7 +31,7 @@ from nbgrader.preprocessors import (
     OverwriteKernelspec,
 )
 
-from mlphys.grading.pages import CleanStudentContent, EscapeGradebookNames, markdown_to_safe_html
+from mlphys.grading.pages import CleanStudentContent, EscapeGradebookNames, FitFigures, markdown_to_safe_html
 from mlphys.grading.preprocessors import NormalizeGradeCells, SandboxedExecute, SanitizeOutputs, SaveVerdictGrades
 from mlphys.grading.records import SaveRecords
 
@@ -98,7 +98,7 @@ c.Leaderboard.abs_tol = 0.0005
 
 # Feedback shows visible tests and verdicts; hidden tests are already gone from autograded notebooks,
 # and this strips any that might remain.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, FitFigures]
 c.ClearHiddenTests.enforce_metadata = False
 # Students' markdown may hold HTML too: sanitise it in feedback pages.
 c.HTMLExporter.sanitize_html = True
@@ -106,5 +106,9 @@ c.HTMLExporter.sanitize_html = True
 # gradebook names raw. Both pages render through HTMLExporter: clean every notebook they render (also
 # ones autograded before CleanStudentContent existed), escape gradebook names, and pass all rendered
 # markdown through the nh3 sanitiser.
-c.HTMLExporter.preprocessors = [CleanStudentContent, EscapeGradebookNames]
+c.HTMLExporter.preprocessors = [CleanStudentContent, EscapeGradebookNames, FitFigures]
+# FitFigures is nbconvert's page style plus a rule that keeps wide figures within the page; it replaces
+# the stock one, which would overwrite that rule.
+c.CSSHTMLHeaderPreprocessor.enabled = False
+c.FitFigures.enabled = True
 c.HTMLExporter.filters = {"markdown2html": markdown_to_safe_html}

@@ -184,6 +184,21 @@ def test_gradebook_names_are_escaped_in_page_resources() -> None:
 # --- the pages in a real browser ----------------------------------------------------------------------------------
 
 
+# A figure far wider than any page (02's four panels overflowed feedback and formgrader pages).
+WIDE_FIGURE = "import matplotlib.pyplot as plt\nplt.figure(figsize=(40, 2))\nplt.plot([0, 1])\nplt.show()"
+
+
+def figures_fit(driver) -> list[bool]:
+    """For each plot on the page: does it stay within its notebook cell (and the page's body)?"""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('.output_png img')).map(i => {"
+        "  const right = i.getBoundingClientRect().right;"
+        "  const cell = i.closest('div.cell') || document.body;"
+        "  return right <= cell.getBoundingClientRect().right + 1"
+        "      && right <= document.body.getBoundingClientRect().right + 1; })"
+    )
+
+
 def source_notebook() -> nbformat.NotebookNode:
     def meta(grade_id: str, **flags: object) -> dict:
         base = {"grade_id": grade_id, "schema_version": 3, "grade": False, "solution": False, "locked": False}
@@ -214,7 +229,8 @@ def submission(release: Path) -> nbformat.NotebookNode:
         cell.attachments = ATTACHMENTS
         extra.append(cell)
     raw = new_raw_cell('<img src=x onerror="window.__pwned=13">', metadata={"raw_mimetype": "text/html"})
-    nb.cells.extend([*extra, raw])
+    wide = new_code_cell(WIDE_FIGURE)
+    nb.cells.extend([*extra, raw, wide])
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2}}
     return nb
 
@@ -348,7 +364,9 @@ def test_feedback_page_runs_no_student_script(graded_course: Path, browser) -> N
         "return Array.from(document.querySelectorAll('.output_png img'))"
         ".map(i => [i.complete && i.naturalWidth, i.getAttribute('width'), i.getAttribute('height')])"
     )
-    assert sizes == [[1, None, None], [1, None, None], [1, "40", "30"]]  # plots shown; only the valid size kept
+    assert sizes[:3] == [[1, None, None], [1, None, None], [1, "40", "30"]]  # plots shown; only the valid size kept
+    assert len(sizes) == 4 and sizes[3][0] > 2000  # the wide figure is there...
+    assert figures_fit(browser) == [True] * 4  # ...and fits the page
 
 
 def test_feedback_of_a_notebook_autograded_before_the_fix_runs_no_script(
@@ -377,7 +395,7 @@ def test_autograded_notebook_on_disk_is_clean(graded_course: Path) -> None:
     assert written.source != WRITTEN_ANSWER and WRITTEN_ANSWER.rstrip("\n") in written.source
     assert all(unsafe_markdown(c.source, c.get("attachments")) == [] for c in nb.cells if c.cell_type == "markdown")
     metadata = [o.metadata for c in nb.cells if c.cell_type == "code" for o in c.outputs if "metadata" in o]
-    assert metadata == [{}, {}, {"image/png": {"width": 40, "height": 30}}]
+    assert metadata == [{}, {}, {"image/png": {"width": 40, "height": 30}}, {}]  # the last: the wide figure
     assert "widgets" not in nb.metadata
 
 
@@ -399,7 +417,8 @@ def test_formgrader_manual_grading_page_runs_no_student_script(graded_course: Pa
         "return Array.from(document.querySelectorAll('.output_png img'))"
         ".map(i => [i.complete && i.naturalWidth, i.getAttribute('width'), i.getAttribute('height')])"
     )
-    assert sizes == [[1, None, None], [1, None, None], [1, "40", "30"]]
+    assert sizes[:3] == [[1, None, None], [1, None, None], [1, "40", "30"]]
+    assert len(sizes) == 4 and figures_fit(browser) == [True] * 4  # the wide figure fits the page too
 
 
 @pytest.mark.parametrize("page", ["manage_students", f"gradebook/{ASSIGNMENT}/{ASSIGNMENT}", "manage_submissions"])

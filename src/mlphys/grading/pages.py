@@ -31,7 +31,7 @@ import urllib.parse
 import jinja2
 import nh3
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
-from nbconvert.preprocessors import Preprocessor
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
 from nbformat import NotebookNode
 from pygments.token import STANDARD_TYPES
 from traitlets import Bool
@@ -323,3 +323,24 @@ def markdown_to_safe_html(context: jinja2.runtime.Context, source: str) -> str:
     except Exception:  # a missing attachment, say: show the text rather than fail the whole page
         return f"<pre>{html.escape(source)}</pre>"
     return sanitise_html(rendered)
+
+
+FIT_FIGURES_CSS = """
+/* mlphys: wide figures (several panels) shrink to the page instead of overflowing it */
+.output_png img, .output_jpeg img, .jp-OutputArea-output img, .output_subarea img { max-width: 100%; height: auto; }
+div.output_subarea { min-width: 0; max-width: 100%; }
+"""
+
+
+class FitFigures(CSSHTMLHeaderPreprocessor):
+    """nbconvert's page style, plus the rule that keeps wide figures within the feedback and formgrader pages.
+
+    It takes the place of ``CSSHTMLHeaderPreprocessor`` (which replaces ``resources["inlining"]["css"]``
+    wherever it runs, so a rule added beside it could be lost): the configuration switches that one off
+    and this one on.
+    """
+
+    enabled = Bool(True).tag(config=True)
+
+    def _generate_header(self, resources: dict[str, t.Any]) -> list[str]:
+        return [*super()._generate_header(resources), FIT_FIGURES_CSS]

@@ -162,7 +162,7 @@ def test_any_reply_decodes_within_a_small_multiple_of_its_bytes() -> None:
 
 
 def test_measuring_ignores_commas_and_brackets_inside_strings() -> None:
-    text = json.dumps(["[{,:" * 200_000, "a\\\"[[[", "\\" * 10])
+    text = json.dumps(["[{,:" * 200_000, 'a\\"[[[', "\\" * 10])
     assert wire.decode(text) == ["[{,:" * 200_000, 'a\\"[[[', "\\" * 10]
 
 

@@ -142,27 +142,30 @@ def expect_arrays(
     kinds: str = "f",
     finite: bool = True,
     convert_lists: bool = False,
+    context: str = "",
 ) -> list[np.ndarray]:
     """Check a list (or tuple) of numpy arrays: how many, their shapes, dtypes and finite values.
 
-    ``shapes`` implies ``count``.  With ``convert_lists``, an entry written as nested Python lists of
-    numbers is accepted as the array it spells.  Returns the arrays as float64.
+    ``what`` names the list (``"zs"``), ``context`` says where it comes from (``" from forward(...)"``);
+    entries are named ``zs[0]`` and so on.  ``shapes`` implies ``count``.  With ``convert_lists``, an
+    entry written as nested Python lists of numbers is accepted as the array it spells.  Returns the
+    arrays as float64.
     """
     if shapes is not None:
         count = len(shapes)
     if not isinstance(value, (list, tuple)):
-        raise AssertionError(f"{what} should be a list of numpy arrays, but it is {describe_value(value)}.")
+        raise AssertionError(f"{what}{context} should be a list of numpy arrays, but it is {describe_value(value)}.")
     if count is not None and len(value) != count:
-        raise AssertionError(f"{what} should be a list of {count} arrays, but it has {len(value)} entries.")
+        raise AssertionError(f"{what}{context} should be a list of {count} arrays, but it has {len(value)} entries.")
     arrays = []
     for k, entry in enumerate(value):
         if convert_lists and isinstance(entry, (list, tuple)):
             try:
                 entry = np.asarray(entry, dtype=np.float64)
             except (TypeError, ValueError):
-                raise AssertionError(f"{what}[{k}] should be a numpy array of numbers.") from None
+                raise AssertionError(f"{what}[{k}]{context} should be a numpy array of numbers.") from None
         shape = None if shapes is None else shapes[k]
-        entry = expect_array(entry, what=f"{what}[{k}]", shape=shape, kinds=kinds, finite=finite)
+        entry = expect_array(entry, what=f"{what}[{k}]{context}", shape=shape, kinds=kinds, finite=finite)
         arrays.append(entry.astype(np.float64))
     return arrays
 
@@ -175,48 +178,51 @@ def expect_network(
     layer_sizes: Sequence[int] | None = None,
     n_in: int | None = None,
     n_out: int | None = None,
+    finite: bool = True,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Check the weights and biases lists of a network; return them as float64 arrays.
 
     Layer k has weights of shape (n_in, n_out) and biases of shape (n_out,), and consecutive layers
     fit.  ``layer_sizes`` (e.g. ``[2, 30, 30, 1]``) fixes the whole architecture; ``n_in``/``n_out``
-    fix only its ends.  Entries written as nested lists are accepted; NaN or infinity are not.
+    fix only its ends.  ``names`` are used as they are in messages (e.g. with backticks for the
+    student's variables).  Entries written as nested lists are accepted; NaN or infinity are not,
+    unless ``finite=False`` (for a test that words that failure itself).
     """
     wname, bname = names
     for value, name in ((weights, wname), (biases, bname)):
         if not isinstance(value, (list, tuple)):
             raise AssertionError(
-                f"`{name}` should be a list of numpy arrays, one per layer, but it is {describe_value(value)}."
+                f"{name} should be a list of numpy arrays, one per layer, but it is {describe_value(value)}."
             )
     if len(weights) == 0 or len(weights) != len(biases):
         raise AssertionError(
-            f"`{wname}` and `{bname}` should be non-empty lists of the same length (one entry per layer), "
+            f"{wname} and {bname} should be non-empty lists of the same length (one entry per layer), "
             f"but they have lengths {len(weights)} and {len(biases)}."
         )
     if layer_sizes is not None:
         n_in, n_out = layer_sizes[0], layer_sizes[-1]
         if len(weights) != len(layer_sizes) - 1:
             raise AssertionError(
-                f"`{wname}` should have {len(layer_sizes) - 1} entries, one per layer of a network with layer "
+                f"{wname} should have {len(layer_sizes) - 1} entries, one per layer of a network with layer "
                 f"sizes {list(layer_sizes)}, but it has {len(weights)}."
             )
-    ws = expect_arrays(weights, what=f"`{wname}`", kinds="fiub", convert_lists=True)
-    bs = expect_arrays(biases, what=f"`{bname}`", kinds="fiub", convert_lists=True)
+    ws = expect_arrays(weights, what=wname, kinds="fiub", finite=finite, convert_lists=True)
+    bs = expect_arrays(biases, what=bname, kinds="fiub", finite=finite, convert_lists=True)
     n_prev = n_in
     for k, (w, b) in enumerate(zip(ws, bs, strict=True)):
         wanted_in = layer_sizes[k] if layer_sizes is not None else n_prev
         if w.ndim != 2 or (wanted_in is not None and w.shape[0] != wanted_in):
             source = "the network's inputs" if k == 0 else f"the number of outputs of layer {k - 1}"
             expected = f"(n_in, n_out) with n_in = {wanted_in} ({source})" if wanted_in is not None else "(n_in, n_out)"
-            raise AssertionError(f"`{wname}[{k}]` should have shape {expected}, but it has shape {w.shape}.")
+            raise AssertionError(f"{wname}[{k}] should have shape {expected}, but it has shape {w.shape}.")
         if layer_sizes is not None and w.shape[1] != layer_sizes[k + 1]:
             raise AssertionError(
-                f"`{wname}[{k}]` should have shape {(layer_sizes[k], layer_sizes[k + 1])} for layer sizes "
+                f"{wname}[{k}] should have shape {(layer_sizes[k], layer_sizes[k + 1])} for layer sizes "
                 f"{list(layer_sizes)}, but it has shape {w.shape}."
             )
         if b.shape != (w.shape[1],):
             raise AssertionError(
-                f"`{bname}[{k}]` should have shape (n_out,) = ({w.shape[1]},) to match `{wname}[{k}]`, "
+                f"{bname}[{k}] should have shape (n_out,) = ({w.shape[1]},) to match {wname}[{k}], "
                 f"but it has shape {b.shape}."
             )
         n_prev = w.shape[1]
@@ -238,7 +244,7 @@ def expect_close(
     rtol: float = 1e-5,
     atol: float = 1e-7,
     scale: Any = None,
-    kinds: str = "fiub",
+    kinds: str = "f",
     inputs: np.ndarray | None = None,
     hint: str = "",
 ) -> np.ndarray:
@@ -248,12 +254,17 @@ def expect_close(
     (a number, or an array that broadcasts to the shape) is the size of what the entry is computed
     from, for quantities that can be near zero by cancellation (a gradient step, a difference).
     NaN or infinity in ``actual`` never pass.  ``inputs`` (one row per entry along the first axis)
-    lets the message name an input where the value is wrong; ``hint`` is added to the message.
+    lets the message name an input where the value is wrong; ``hint`` is added to the message.  Where
+    ``expected`` is a single number, ``actual`` must be one (see :func:`expect_number`).  Returns
+    ``actual`` as float64.
     """
     expected = np.asarray(expected, dtype=np.float64)
+    if expected.ndim == 0 and not isinstance(actual, np.ndarray):
+        actual = np.asarray(expect_number(actual, what=what))
     arr = expect_array(actual, what=what, shape=expected.shape, kinds=kinds).astype(np.float64)
     size = np.abs(expected) if scale is None else np.maximum(np.abs(expected), np.abs(np.asarray(scale, np.float64)))
-    deviation = np.abs(arr - expected)
+    with np.errstate(over="ignore", invalid="ignore"):
+        deviation = np.abs(arr - expected)
     bad = ~(deviation <= atol + rtol * size)  # NaN anywhere is a failure
     if not bad.any():
         return arr

@@ -196,7 +196,7 @@ def test_the_kit_fails_a_function_that_changes_the_lists_it_is_given() -> None:
     assert "`weights` now has 0 entries instead of 1" in verdict.message
     assert s.run(check.format(f="count"), "t").passed
     verdict = s.run("expect_arguments_unchanged(scale, [np.eye(2)], what='scale', names=['arrays'])", "t")
-    assert not verdict.passed and "`arrays`[0] holds different values" in verdict.message
+    assert not verdict.passed and "`arrays[0]` holds different values" in verdict.message
 
 
 def test_forged_arguments_after_a_call_are_refused() -> None:

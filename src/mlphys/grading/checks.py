@@ -69,7 +69,8 @@ def describe_value(value: Any) -> str:
         return f"a {kind} of {len(value)} entr{'ies' if len(value) != 1 else 'y'}"
     if value is None:
         return "None"
-    return f"a {type(value).__name__}"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _argument(value: Any) -> str:
@@ -320,17 +321,17 @@ def _change(before: Any, after: Any, where: str) -> str | None:
     """How ``after`` differs from ``before`` (None if it does not), in words."""
     if isinstance(before, np.ndarray):
         if not isinstance(after, np.ndarray):
-            return f"{where} is now {describe_value(after)}"
+            return f"`{where}` is now {describe_value(after)}"
         if after.shape != before.shape:
-            return f"{where} now has shape {after.shape} instead of {before.shape}"
+            return f"`{where}` now has shape {after.shape} instead of {before.shape}"
         if after.dtype != before.dtype or not np.array_equal(after, before, equal_nan=True):
-            return f"{where} holds different values"
+            return f"`{where}` holds different values"
         return None
     if isinstance(before, (list, tuple)):
         if type(after) is not type(before):
-            return f"{where} is now {describe_value(after)}"
+            return f"`{where}` is now {describe_value(after)}"
         if len(after) != len(before):
-            return f"{where} now has {len(after)} entries instead of {len(before)}"
+            return f"`{where}` now has {len(after)} entries instead of {len(before)}"
         for k, (b, a) in enumerate(zip(before, after, strict=True)):
             found = _change(b, a, f"{where}[{k}]")
             if found:
@@ -338,15 +339,15 @@ def _change(before: Any, after: Any, where: str) -> str | None:
         return None
     if isinstance(before, dict):
         if type(after) is not dict or after.keys() != before.keys():
-            return f"{where} now has other entries"
+            return f"`{where}` now has other entries"
         return next((c for k in before if (c := _change(before[k], after[k], f"{where}[{k!r}]"))), None)
     if isinstance(before, (RemoteRef, CourseFunction)):
         same = isinstance(after, (RemoteRef, CourseFunction)) and after.name == before.name
-        return None if same else f"{where} was replaced"
+        return None if same else f"`{where}` was replaced"
     if callable(before):
-        return None if after is before else f"{where} was replaced"
+        return None if after is before else f"`{where}` was replaced"
     if type(after) is not type(before) or not (after == before):
-        return f"{where} was changed"
+        return f"`{where}` was changed"
     return None
 
 
@@ -365,7 +366,7 @@ def expect_arguments_unchanged(func: Callable[..., Any], *args: Any, what: str, 
         before = copy.deepcopy(list(args))
         result, after = func(*args), list(args)
     for name, b, a in zip(names, before, after, strict=True):
-        change = _change(b, a, f"`{name}`")
+        change = _change(b, a, name)
         if change:
             raise AssertionError(
                 f"{what} changed an argument it was given: {change} after the call. Leave what your function "

@@ -144,7 +144,7 @@ async def call_kernel(client: NotebookClient, request: dict[str, t.Any], timeout
     if not isinstance(reply_text, str):
         return None
     try:
-        return json.loads(reply_text)
+        return wire.loads(reply_text)  # bounded before anything is built (see wire.measure)
     except ValueError:
         return None
 

@@ -94,8 +94,8 @@ def test_weights_that_carry_pickled_code_are_refused_without_running_it(tmp_path
         os.remove(PICKLE_MARKER)
     path = tmp_path / "autoencoder-medium-normal.pt"
     path.write_bytes(pickle.dumps({"encoder": PicklePayload(), "decoder": {}}))
-    with pytest.raises(EntryProblem, match="weights_only"):
-        load_weights(path)
+    with pytest.raises(EntryProblem, match=r"not a file saved with torch\.save"):
+        load_weights(path)  # a plain pickle is refused before anything reads it
     torch.save({"encoder": PicklePayload(), "decoder": {}}, path)  # the same inside torch's zip format
     with pytest.raises(EntryProblem, match="weights_only"):
         load_weights(path)
@@ -109,6 +109,41 @@ def test_weights_too_large_or_of_the_wrong_structure_are_refused(tmp_path: Path)
         load_weights(_save(tmp_path, {"encoder": {}}))
     with pytest.raises(EntryProblem, match="tensors"):
         load_weights(_save(tmp_path, {"encoder": {"w": [1.0, 2.0]}, "decoder": {}}))
+
+
+def test_a_refused_weights_file_is_explained_without_terminal_codes(tmp_path: Path) -> None:
+    from mlphys.grading.challenge import _bounded
+
+    assert _bounded("\x1b[31mWeightsUnpickler error:\x1b[0m Unsupported global") == (
+        "WeightsUnpickler error: Unsupported global"
+    )
+    path = tmp_path / "autoencoder-medium-normal.pt"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(EntryProblem, match=r"torch\.save") as refused:
+        load_weights(path)
+    assert "\x1b" not in str(refused.value)
+
+
+def test_weights_whose_tensors_would_inflate_are_refused_before_anything_is_copied(tmp_path: Path) -> None:
+    """A 1.7 kB file of stride-0 tensors once cost the grader 1.1 GB; a compressed archive 1.1 GB more."""
+    import tracemalloc
+    import zipfile
+
+    expanded = _save(tmp_path, {"encoder": {"w": torch.zeros(1).expand(200_000_000)}, "decoder": {}})
+    assert expanded.stat().st_size < 10_000
+    tracemalloc.start()
+    with pytest.raises(EntryProblem, match="more than 5,000,000 numbers"):
+        load_weights(expanded)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 * 2**20
+    compressed = tmp_path / "compressed.pt"
+    with zipfile.ZipFile(_save(tmp_path, {"encoder": {"w": torch.zeros(10)}, "decoder": {}})) as src:
+        with zipfile.ZipFile(compressed, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+            for member in src.infolist():
+                dst.writestr(member.filename, src.read(member))
+    with pytest.raises(EntryProblem, match="compressed"):
+        load_weights(compressed)
 
 
 def test_hidden_images_follow_the_secret() -> None:

@@ -109,7 +109,23 @@ def test_property_based_hidden_test_reports_the_smallest_failing_case() -> None:
     )
     assert not verdict.passed
     assert "absolute(x) is wrong" in verdict.message
-    assert "Failing test case" in verdict.message and "x=-5" in verdict.message
+    assert "The smallest failing case found: x=-5" in verdict.message
+    assert "_check" not in verdict.message  # the hidden test's own name is not the student's business
+
+
+def test_a_failing_case_found_by_varying_parts_together_reads_without_hypothesis_comments() -> None:
+    note = (
+        "Failing test case: check_gradients(\n"
+        "    # The test always failed when commented parts were varied together.\n"
+        "    layer_sizes=[2, 3],  # or any other generated value\n"
+        "    seed=0,\n"
+        ")"
+    )
+    error = AssertionError("the gradient of weights[0] is wrong")
+    error.add_note(note)
+    message = hidden.describe_failure(error)
+    assert "check_gradients" not in message and "#" not in message and "varied together" not in message
+    assert "The smallest failing case found: layer_sizes=[2, 3], seed=0" in message
 
 
 def test_a_helper_parameter_does_not_hide_a_student_function() -> None:
@@ -145,7 +161,7 @@ def test_a_student_exception_inside_a_property_names_the_failing_case() -> None:
     )
     assert not verdict.passed
     assert "Calling your `inverse` with (a float) raised ZeroDivisionError" in verdict.message
-    assert "Failing test case" in verdict.message and "x=0" in verdict.message
+    assert "The smallest failing case found: x=0" in verdict.message and "_check" not in verdict.message
 
 
 # ---- seeing a call's effect on its arguments ---------------------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import time
 import typing as t
 import zipfile
@@ -210,9 +211,12 @@ def _builtin_name(type_name: str) -> str:
     return f"a {type_name}" if isinstance(found, type) and issubclass(found, BaseException) else "an exception"
 
 
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # colours and cursor moves (ANSI CSI sequences)
+
+
 def _bounded(text: str) -> str:
-    """Student-controlled text, cut short and reduced to printable characters."""
-    clean = "".join(ch if ch.isprintable() else " " for ch in text)
+    """Untrusted or library text, without terminal codes, reduced to printable characters and cut short."""
+    clean = "".join(ch if ch.isprintable() else " " for ch in _TERMINAL_CODES.sub("", text))
     return clean if len(clean) <= MAX_PROBLEM_CHARS else clean[:MAX_PROBLEM_CHARS] + " [...]"
 
 

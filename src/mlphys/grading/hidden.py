@@ -230,7 +230,21 @@ def describe_failure(exc: BaseException, missing: Iterable[str] = ()) -> str:
     # ("Failing test case: ..." or, in older versions, "Falsifying example: ..."); it names the
     # generated inputs, never the test's source.
     notes = [n for n in getattr(exc, "__notes__", []) if n.startswith(("Failing test case", "Falsifying example"))]
-    return "\n".join([_describe_one(exc, missing), *notes])
+    return "\n".join([_describe_one(exc, missing), *map(_failing_case, notes)])
+
+
+def _failing_case(note: str) -> str:
+    """Hypothesis's note without the hidden test's function name and hypothesis's own comments.
+
+    ``Failing test case: _check(\n    # The test always failed when ...\n    x=0,\n)`` becomes
+    ``The smallest failing case found: x=0``.
+    """
+    body = note.split(":", 1)[1] if ":" in note else note
+    body = body.split("(", 1)[1] if "(" in body else body
+    body = body.rsplit(")", 1)[0]
+    lines = (line.split("  # ")[0].strip() for line in body.splitlines())  # hypothesis's comments go
+    parts = [line for line in lines if line and not line.startswith("#")]
+    return "The smallest failing case found: " + " ".join(parts).rstrip(",")
 
 
 def _describe_one(exc: BaseException, missing: Iterable[str]) -> str:

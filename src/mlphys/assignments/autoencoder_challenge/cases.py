@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import shutil
 import typing as t
 from pathlib import Path
@@ -271,8 +270,10 @@ def cases(materials: Materials) -> list[Case]:
         torch.save(state, path)
 
     def pickled(directory: Path, track: str, arch: str) -> None:
-        with open(directory / autoencoder.weights_filename(track), "wb") as handle:
-            pickle.dump({"encoder": PicklePayload(), "decoder": {}}, handle)
+        import torch
+
+        # torch.save's own format (a zip holding a pickle): what torch.load would unpickle.
+        torch.save({"encoder": PicklePayload(), "decoder": {}}, directory / autoencoder.weights_filename(track))
 
     def blank(directory: Path, m: Materials) -> None:
         write_notebook(m.blank(), directory, m.notebook)

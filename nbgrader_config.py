@@ -40,8 +40,8 @@ c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 c.CourseDirectory.course_id = "ml4physics"
 c.CourseDirectory.root = "."
 c.CourseDirectory.db_url = "sqlite:///gradebook.db"
-# PostgreSQL for a course that outgrows one machine, e.g.:
-# c.CourseDirectory.db_url = "postgresql://grader@db.example.org/ml4physics"
+# PostgreSQL for a course that outgrows one machine (`pip install .[postgres]` installs the driver), e.g.:
+# c.CourseDirectory.db_url = "postgresql+psycopg://grader@db.example.org/ml4physics"
 
 # The exchange through which assignments are released, fetched, submitted and collected, and feedback
 # returned.  Out of the box it is the folder `exchange/` of the course directory, for one machine on which

@@ -426,3 +426,24 @@ def test_browser_screenshot_shows_a_rendered_page(visited) -> None:
     rgb = (pixels[..., :3] * 255).round().astype(numpy.int64)
     colours = numpy.unique(rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2])
     assert len(colours) > 50  # text, tables and plots, not a blank or single-colour page
+
+
+def test_the_gradebook_is_found_where_nbgrader_finds_it_and_a_missing_one_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`db_url` in the user's Jupyter config once went unread: the boards came from a new, empty gradebook."""
+    from mlphys.leaderboard import gather
+
+    course, user_config = tmp_path / "course", tmp_path / "jupyter-config"
+    course.mkdir()
+    user_config.mkdir()
+    gradebook = tmp_path / "elsewhere" / "gradebook.db"
+    (course / "nbgrader_config.py").write_text("c = get_config()\nc.CourseDirectory.course_id = 'ml4physics'\n")
+    (user_config / "nbgrader_config.py").write_text(f"c = get_config()\nc.CourseDirectory.db_url = 'sqlite:///{gradebook}'\n")
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(user_config))
+    with pytest.raises(SystemExit, match="no gradebook"):
+        gather.Course.load(course)
+    assert not gradebook.exists()  # nothing was created
+    gradebook.parent.mkdir()
+    gradebook.touch()
+    assert gather.Course.load(course).db_url == f"sqlite:///{gradebook}"

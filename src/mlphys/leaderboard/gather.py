@@ -19,7 +19,6 @@ import numpy as np
 from nbgrader.api import Gradebook, MissingEntry
 from traitlets import Float, Integer
 from traitlets.config import Config, Configurable
-from traitlets.config.loader import PyFileConfigLoader
 
 from mlphys import assignments
 from mlphys.grading import records
@@ -55,14 +54,36 @@ class Course:
 
     @classmethod
     def load(cls, root: Path) -> Course:
-        config = Config()
-        if (root / "nbgrader_config.py").exists():
-            config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+        """The course's configuration, read as nbgrader reads it: ``nbgrader_config.py`` in Jupyter's config
+        directories (the user's, the environment's, the system's) and in the course directory, the latter
+        winning.  A gradebook that does not exist is an error, never a new empty one."""
+        config = read_nbgrader_config(root)
         db_url = config.CourseDirectory.get("db_url", "sqlite:///gradebook.db")
         if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
             db_url = "sqlite:///" + str(root / db_url[len("sqlite:///") :])
+        if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///") :]).is_file():
+            raise SystemExit(
+                f"There is no gradebook at {db_url[len('sqlite:///'):]} (c.CourseDirectory.db_url = {db_url!r}): "
+                "run `mlphys leaderboard` in the course directory, after `nbgrader autograde`."
+            )
         executor = SandboxedExecute(config=config)
         return cls(root, db_url, executor.challenge_secret, executor, Leaderboard(config=config))
+
+
+def read_nbgrader_config(root: Path) -> Config:
+    """The configuration nbgrader itself would use in ``root`` (its app's own loading, not a copy of it)."""
+    import os
+
+    from nbgrader.apps.baseapp import NbGrader
+
+    app = NbGrader()
+    here = os.getcwd()
+    os.chdir(root)
+    try:
+        app.load_config_file()
+    finally:
+        os.chdir(here)
+    return app.config
 
 
 def _opted_in_name(gb: Gradebook, student: str) -> str:
@@ -211,6 +232,10 @@ def rebuild_boards(
     """Write the boards of ``assignment``; ``final=None`` means final once the due date has passed."""
     challenge = _challenge(assignment)
     with Gradebook(course.db_url) as gb:
+        try:
+            gb.find_assignment(assignment)
+        except MissingEntry:
+            raise SystemExit(f"The gradebook at {course.db_url} has no assignment {assignment!r}.") from None
         if final is None:
             final = _is_past_due(gb, assignment)
         entries = []

@@ -212,6 +212,18 @@ def test_packed_codes_lose_their_extra_bits(cohort: GradedCohort) -> None:
     assert entry["stage"] == "scored" and entry["public_cost"] > 0.05
 
 
+def test_feedback_shows_the_public_cost_the_pass_bands_and_the_name_on_the_boards(cohort: GradedCohort) -> None:
+    from mlphys.cli import DEMO_SECRET
+    from mlphys.leaderboard.pseudonyms import course_salt, pseudonym
+
+    (entry,) = _record(cohort, "ref_solution")["entries"]
+    text = cohort.feedback_html("ref_solution").read_text()
+    assert f"MEDIUM/NORMAL: public cost {entry['public_cost']:.4g}" in text
+    assert "below 0.05, below 0.02" in text
+    assert pseudonym("ref_solution", course_salt(DEMO_SECRET)) in text
+    assert "you appear under your name" in cohort.feedback_html("long_entrant").read_text()  # opted in
+
+
 def test_pickled_weights_never_ran(cohort: GradedCohort) -> None:
     assert not os.path.exists(PICKLE_MARKER)
 

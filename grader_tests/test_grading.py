@@ -85,3 +85,14 @@ def verdicts(path: Path) -> list[tuple[str, str]]:
         if o.get("ename") in ("HiddenTestFailed", "NotGraded", "GradingStopped")
         or "Hidden tests passed" in str(o.get("text", ""))
     ]
+
+
+@pytest.mark.parametrize("assignment", list(registry()))
+def test_kernels_own_output_goes_to_a_log_per_student_not_the_terminal(
+    course: dict[str, GradedCohort], assignment: str
+) -> None:
+    """ipykernel's banner once filled the instructor's terminal: hundreds of lines for 15 students."""
+    graded = course[assignment]
+    log = graded.root / "logs" / assignment / "ref_solution.log"
+    assert "Ctrl-C will not work" in log.read_text()  # the kernel's banner is kept there...
+    assert "Ctrl-C will not work" not in graded.autograde_log  # ...and nowhere near the terminal

@@ -99,6 +99,7 @@ class Challenge:
     detail_label: str = ""  # column title of ``Scored.detail``
     picture_caption: str = ""  # under the top entries' pictures on the page
     picture_cmap: str = "gray_r"  # as the notebook draws them
+    pass_bands: tuple[float, ...] = ()  # public costs below which points are given, for the student's feedback
     weights_parts: tuple[str, ...] = ()  # keys of the dict in a weights file
     max_weights_bytes: int = MAX_WEIGHTS_BYTES
     max_parameters: int = MAX_PARAMETERS
@@ -360,6 +361,7 @@ def score_challenge(submission: Submission, challenge: Challenge) -> ChallengeRe
     entries = {track: score_track(challenge, submission, track, context) for track in tracks}
     result = ChallengeResult(entries, entries[tracks[0]], show_name)
     submission.cache[challenge.key] = result
+    submission.note(entry_summary(challenge, result, submission))
     submission.record(
         challenge.key,
         {
@@ -369,6 +371,29 @@ def score_challenge(submission: Submission, challenge: Challenge) -> ChallengeRe
         },
     )
     return result
+
+
+def entry_summary(challenge: Challenge, result: ChallengeResult, submission: Submission) -> str:
+    """What the student learns of their entry: the public cost per track, the pass bands, the name on the
+    boards.  The private cost stays hidden until the final board."""
+    from mlphys.leaderboard.pseudonyms import course_salt, pseudonym
+
+    lines = [f"Your {challenge.title} entry, scored on the hidden public test data:"]
+    for track, entry in result.entries.items():
+        if entry.stage == "scored" and entry.public_cost is not None:
+            lines.append(f"  {track}: public cost {entry.public_cost:.4g}")
+        else:
+            lines.append(f"  {track}: not scored (see the message above)")
+    if challenge.pass_bands:
+        bands = ", ".join(f"below {band:g}" for band in challenge.pass_bands)
+        lines.append(f"Points are given for a public cost {bands} (each band its own test cell).")
+    shown = pseudonym(submission.student, course_salt(submission.secret))
+    name = "your name" if result.show_name else f"the pseudonym {shown!r}"
+    lines.append(
+        f"On the leaderboards you appear under {name}; the boards are published by your instructor and rank "
+        "by the public cost until the deadline, by a private split of the hidden data after it."
+    )
+    return "\n".join(lines)
 
 
 # ---- what hidden tests assert -----------------------------------------------------------------------

@@ -69,6 +69,12 @@ def stage_files(source_dir: Path, dest: Path, max_bytes: int, max_files: int) ->
     return skipped
 
 
+def _safe_name(name: t.Any) -> str:
+    """A file name made from an id (ids come from folder names, which a student may have chosen)."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name)).lstrip(".")
+    return cleaned[:100] or "_"
+
+
 def trusted_names(assignment_id: str) -> dict[str, t.Any]:
     """The names hidden tests of an assignment see besides ``submission``: the kit and the assignment's own."""
     names: dict[str, t.Any] = {name: getattr(checks, name) for name in checks.__all__}
@@ -110,7 +116,12 @@ class SandboxedExecute(NbGraderPreprocessor):
         ),
     ).tag(config=True)
 
-    def isolation(self, use_bwrap: bool = True) -> isolated.Isolation:
+    kernel_log_dir = Unicode(
+        "logs",
+        help="Folder (relative to the course directory) for each student's kernel output: logs/ASSIGNMENT/STUDENT.log.",
+    ).tag(config=True)
+
+    def isolation(self, use_bwrap: bool = True, kernel_log: Path | None = None) -> isolated.Isolation:
         """The limits every sandboxed kernel of this grading run gets."""
         limits = sandbox.Limits(
             memory_bytes=self.memory_limit_mb * 2**20,
@@ -126,6 +137,7 @@ class SandboxedExecute(NbGraderPreprocessor):
             startup_timeout=self.startup_timeout,
             max_output_bytes=self.max_output_mb_per_cell * 1_000_000,
             max_output_bytes_total=self.max_output_mb * 1_000_000,
+            kernel_log=kernel_log,
         )
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, t.Any]) -> tuple[NotebookNode, dict[str, t.Any]]:
@@ -145,13 +157,19 @@ class SandboxedExecute(NbGraderPreprocessor):
                 "hidden test data from a public default. Set MLPHYS_CHALLENGE_SECRET in the grader's environment "
                 "(read by nbgrader_config.py into c.SandboxedExecute.challenge_secret)."
             )
-        isolation = self.isolation(use_bwrap=problem is None)
+        info = resources["nbgrader"]
+        log = Path(self.kernel_log_dir) / _safe_name(info["assignment"]) / f"{_safe_name(info['student'])}.log"
+        isolation = self.isolation(use_bwrap=problem is None, kernel_log=log.resolve())
         submission_dir = Path(resources.get("metadata", {}).get("path") or ".")
         with isolated.staged_sandbox(isolation, lambda dest: self._stage(submission_dir, dest)) as box:
             if box.cgroup is None:
                 self.log.warning("No cgroup available: memory and process limits are per process only")
             submission = Submission(
-                files=box.submission, cells=solution_sources(nb), isolation=isolation, secret=self.challenge_secret
+                files=box.submission,
+                cells=solution_sources(nb),
+                isolation=isolation,
+                secret=self.challenge_secret,
+                student=str(info["student"]),
             )
             run = GradingRun(
                 box,

@@ -36,6 +36,23 @@ class Isolation:
     startup_timeout: float = 60
     max_output_bytes: int = 1_000_000  # per cell; the rest is dropped
     max_output_bytes_total: int = 8_000_000  # after which the kernel is stopped
+    kernel_log: Path | None = None  # where the kernels' own output (banners, warnings, crashes) goes
+
+
+@contextlib.contextmanager
+def kernel_output(isolation: Isolation) -> Iterator[dict[str, t.Any]]:
+    """Launch arguments that send a kernel's own stdout and stderr to the isolation's log file.
+
+    Without one they would land in the instructor's terminal: ipykernel's banner and warnings, once per
+    notebook.  The student's prints travel as messages and are not affected.
+    """
+    if isolation.kernel_log is None:
+        with open(os.devnull, "wb") as nowhere:
+            yield {"stdout": nowhere, "stderr": nowhere}
+        return
+    isolation.kernel_log.parent.mkdir(parents=True, exist_ok=True)
+    with open(isolation.kernel_log, "ab") as log:
+        yield {"stdout": log, "stderr": log}
 
 
 @contextlib.contextmanager
@@ -143,15 +160,17 @@ async def _run(
 ) -> t.Any:
     client = sandboxed_client(box, isolation)
     try:
-        async with client.async_setup_kernel():
-            for index, source in enumerate(cells):
-                cell = new_code_cell(source)
-                client.timeout = int(max(1, min(isolation.timeout, deadline - time.monotonic())))
-                await client.async_execute_cell(cell, 0, store_history=False)
-                for output in cell.outputs:
-                    if output.get("output_type") == "error":
-                        raise CellFailed(index, str(output.get("ename", "Error")), str(output.get("evalue", "")))
-            remaining = max(1.0, min(isolation.timeout, deadline - time.monotonic()))
-            return await kernel.call_kernel(client, request, remaining)
+        with kernel_output(isolation) as streams:
+            async with client.async_setup_kernel(**streams):
+                for index, source in enumerate(cells):
+                    cell = new_code_cell(source)
+                    client.timeout = int(max(1, min(isolation.timeout, deadline - time.monotonic())))
+                    await client.async_execute_cell(cell, 0, store_history=False)
+                    for output in cell.outputs:
+                        if output.get("output_type") == "error":
+                            ename, evalue = str(output.get("ename", "Error")), str(output.get("evalue", ""))
+                            raise CellFailed(index, ename, evalue)
+                remaining = max(1.0, min(isolation.timeout, deadline - time.monotonic()))
+                return await kernel.call_kernel(client, request, remaining)
     finally:
         client.km.context.destroy(linger=0)

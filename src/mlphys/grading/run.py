@@ -129,7 +129,7 @@ class GradingRun:
     def grade(self, nb: NotebookNode) -> None:
         """Run the notebook's cells in order and judge each test cell; record every verdict."""
         try:
-            with self.client.setup_kernel():
+            with isolated.kernel_output(self.isolation) as streams, self.client.setup_kernel(**streams):
                 for cell in nb.cells:
                     self._grade_cell(cell)
         except Exception as exc:
@@ -161,6 +161,9 @@ class GradingRun:
             verdict = self.judge(grade_id)
             self.verdicts[grade_id] = verdict
             cell.outputs.append(_verdict_output(verdict, test.points))
+            for text in self.submission.notes:
+                cell.outputs.append(NotebookNode(output_type="stream", name="stdout", text=text.rstrip("\n") + "\n"))
+            self.submission.notes.clear()
 
     # ---- when things go wrong --------------------------------------------------------------------
 

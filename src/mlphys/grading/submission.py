@@ -30,8 +30,11 @@ def _no_kernel(name: str) -> t.Any:
 class Submission:
     """The trusted view of one submission while it is being graded."""
 
-    def __init__(self, *, files: Path, cells: dict[str, str], isolation: Isolation, secret: str) -> None:
+    def __init__(
+        self, *, files: Path, cells: dict[str, str], isolation: Isolation, secret: str, student: str = ""
+    ) -> None:
         self._files = files
+        self.student = student
         self._cells = cells
         self.isolation = isolation
         self.secret = secret
@@ -39,6 +42,7 @@ class Submission:
         self.deadline: float | None = None  # time.monotonic() by which the notebook must be graded
         self.records: dict[str, t.Any] = {}  # stored with the grades (SaveRecords)
         self.cache: dict[str, t.Any] = {}  # kept for this run only, e.g. a challenge's result
+        self.notes: list[str] = []  # for the student, shown under the verdict of the cell being judged
 
     def file(self, name: str) -> Path | None:
         """A regular file of the submission (a staged copy), or None if there is no such file."""
@@ -63,6 +67,10 @@ class Submission:
                 raise NameError(name)
             return default
         return found
+
+    def note(self, text: str) -> None:
+        """Tell the student something (whether the cell passes or not), under the current cell's verdict."""
+        self.notes.append(text)
 
     def record(self, key: str, value: t.Any) -> None:
         """Keep plain data for steps after grading (the leaderboard)."""

@@ -26,6 +26,7 @@ from mlphys.grading.challenge import Challenge, Scoring
 from mlphys.grading.execute import SandboxedExecute, sandbox_problem
 from mlphys.leaderboard.entry import RETRAIN_STATES, BoardSpec, Entry
 from mlphys.leaderboard.export import write_boards
+from mlphys.leaderboard.pseudonyms import course_salt
 from mlphys.leaderboard.ranking import rank
 
 
@@ -273,19 +274,15 @@ def rebuild_boards(
         spec=BoardSpec.of(challenge),
         originals=originals,
         final=final,
-        salt=_salt(course.secret),
+        salt=course_salt(course.secret),
     )
     return paths, final, entries
-
-
-def _salt(secret: str) -> str:
-    return "pseudonyms:" + (secret or "unset")
 
 
 def summary(entries: list[Entry], tracks: t.Sequence[str], final: bool, secret: str) -> str:
     """The boards as text, for the terminal."""
     lines = []
-    for track, rows in rank(entries, tracks, final=final, salt=_salt(secret)).items():
+    for track, rows in rank(entries, tracks, final=final, salt=course_salt(secret)).items():
         if not rows:
             continue
         lines.append(f"\n{track} ({'final, private split' if final else 'public split'})")

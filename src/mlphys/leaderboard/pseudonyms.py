@@ -62,6 +62,11 @@ def _digest(student: str, salt: str, attempt: int = 0) -> bytes:
     return hmac.new(salt.encode(), message, hashlib.sha256).digest()
 
 
+def course_salt(secret: str) -> str:
+    """The salt of a course's pseudonyms, derived from its challenge secret."""
+    return "pseudonyms:" + (secret or "unset")
+
+
 def pseudonym(student: str, salt: str, *, attempt: int = 0) -> str:
     """The pseudonym of ``student`` under the course secret ``salt``: deterministic, readable, not reversible.
 

@@ -108,6 +108,7 @@ class AutoencoderChallenge(Challenge):
     metric = "mean squared pixel error on the hidden test images"
     detail_label = "code size"
     picture_caption = "their reconstructions by the best entries of this board"
+    pass_bands = (0.05, 0.02)
     weights_parts = ("encoder", "decoder")
     cells = (ARCHITECTURE_CELL, TRAINING_CELL)
     preamble = PREAMBLE

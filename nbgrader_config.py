@@ -93,7 +93,9 @@ c.SandboxedExecute.challenge_secret = os.environ.get("MLPHYS_CHALLENGE_SECRET", 
 # The retraining check of `mlphys leaderboard` (budget rule of challenges):
 c.Leaderboard.retrain_top = 2  # best unchecked entries per board
 c.Leaderboard.retrain_timeout = 900
-c.Leaderboard.rel_tol = 0.3  # reproduces if retrained cost <= submitted * (1 + rel_tol) + abs_tol
+# reproduces if the cost retrained on inverted images <= submitted * (1 + rel_tol) + abs_tol; inverted circles
+# cost the reference network (zero-padded convolutions) about 25-35 % more than the originals.
+c.Leaderboard.rel_tol = 0.5
 c.Leaderboard.abs_tol = 0.0005
 
 # Feedback shows visible tests and verdicts; hidden tests are already gone from autograded notebooks,

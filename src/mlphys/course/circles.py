@@ -67,13 +67,20 @@ class ImageBudget:
     images have been handed out (the last batch may be smaller); every image counts once, since each
     is new.  The same seed always gives the same images, which is what lets the grader retrain an
     entry and compare.
+
+    ``inverted=True`` hands out the same circles with the colours swapped (0 inside, 1 outside).  The
+    grader's retraining check uses it: an entry that learns from the images it is given does about as
+    well on inverted circles; one that replays weights or trains on images it drew itself does not.
     """
 
-    def __init__(self, total: int, seed: int = 0, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, total: int, seed: int = 0, device: str | torch.device = "cpu", *, inverted: bool = False
+    ) -> None:
         if total < 0:
             raise ValueError("the budget must be a number of images >= 0")
         self.total = int(total)
         self.device = device
+        self.inverted = bool(inverted)
         self.used = 0
         self._rng = np.random.default_rng(seed)
 
@@ -85,7 +92,8 @@ class ImageBudget:
         """The next ``n`` images (fewer if the budget runs out; an empty batch once it has)."""
         n = max(0, min(int(n), self.remaining))
         self.used += n
-        return circle_batch(n, self._rng, self.device)
+        images = circle_batch(n, self._rng, self.device)
+        return 1.0 - images if self.inverted else images
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
         """Batches of ``batch_size`` images until the budget is spent."""

@@ -37,7 +37,7 @@ class Leaderboard(Configurable):
         config=True
     )
     retrain_timeout = Integer(900, help="Seconds one retraining may take in its sandbox.").tag(config=True)
-    rel_tol = Float(0.3, help="An entry reproduces if retrained cost <= submitted * (1 + rel_tol) + abs_tol.").tag(
+    rel_tol = Float(0.5, help="An entry reproduces if retrained cost <= submitted * (1 + rel_tol) + abs_tol.").tag(
         config=True
     )
     abs_tol = Float(0.0005, help="See rel_tol.").tag(config=True)

@@ -143,6 +143,18 @@ Encoder = _WideEncoder
 """
 
 
+SELF_DRAWN_TRAIN = """
+
+
+def train(encoder, decoder, images, batch_size=32, lr=3e-3):
+    from mlphys.course.circles import ImageBudget
+
+    costs = _train_on(encoder, decoder, images, batch_size, lr)
+    more = ImageBudget(70_000, seed=4242, device=images.device)  # not from the budget
+    return costs + _train_on(encoder, decoder, more, batch_size, lr)
+"""
+
+
 def reference_cell(materials: Materials, grade_id: str) -> str:
     for cell in materials.source().cells:
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
@@ -235,6 +247,9 @@ def cases(materials: Materials) -> list[Case]:
     )
     architecture = reference_cell(materials, ARCHITECTURE_CELL)
     training = reference_cell(materials, TRAINING_CELL)
+    reference = {ARCHITECTURE_CELL: architecture, TRAINING_CELL: training}
+    # Spends the budget, then trains on as many circles again as LONG allows, drawn by itself.
+    self_drawn = training.replace("def train(", "def _train_on(", 1) + SELF_DRAWN_TRAIN
 
     def entry(
         tracks: list[str],
@@ -242,12 +257,14 @@ def cases(materials: Materials) -> list[Case]:
         train_images: dict[str, int] | None = None,
         weights: t.Callable[[Path, str, str], None] | None = None,
         show_name: bool = False,
+        train: str = training,
     ) -> t.Callable[[Path, Materials], None]:
-        """A submission whose architecture cell is ``arch`` and whose weights come from
-        ``weights(directory, track, arch)``, or else from training ``arch`` with the reference ``train``."""
+        """A submission whose architecture cell is ``arch``, whose training cell is ``train``, and whose weights
+        come from ``weights(directory, track, arch)``, or else from training ``arch`` with ``train``."""
 
         def write(directory: Path, m: Materials) -> None:
-            nb = m.with_solutions({ARCHITECTURE_CELL: arch}) if arch != architecture else m.reference()
+            changed = {k: v for k, v in ((ARCHITECTURE_CELL, arch), (TRAINING_CELL, train)) if v != reference[k]}
+            nb = m.with_solutions(changed) if changed else m.reference()
             _set_entry(nb, tracks, show_name)
             write_notebook(nb, directory, m.notebook)
             for track in tracks:
@@ -255,7 +272,7 @@ def cases(materials: Materials) -> list[Case]:
                     weights(directory, track, arch)
                     continue
                 budget = (train_images or {}).get(track, autoencoder.parse_track(track)[1])
-                source = trained_weights(arch, training, track, budget)
+                source = trained_weights(arch, train, track, budget)
                 shutil.copyfile(source, directory / autoencoder.weights_filename(track))
 
         return write
@@ -362,8 +379,16 @@ def cases(materials: Materials) -> list[Case]:
             entry(medium, train_images={"MEDIUM/NORMAL": autoencoder.BUDGETS["LONG"]}),
             total,
         ),
+        (
+            "self_drawn",
+            "attack",
+            "a train that spends the budget, then trains on circles it draws itself (caught by retraining)",
+            entry(medium, train=self_drawn),
+            total,
+        ),
     ]
+    flagged = {"over_budget", "self_drawn"}
     return [
-        Case(student, a, kind, text, write, expected, flagged_by_retraining=student == "over_budget")
+        Case(student, a, kind, text, write, expected, flagged_by_retraining=student in flagged)
         for student, kind, text, write, expected in rows
     ]

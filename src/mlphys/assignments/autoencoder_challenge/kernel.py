@@ -44,8 +44,8 @@ def mlphys_run_decoder(code_size, state, codes):
     return _run_module(Decoder, code_size, state, codes)  # noqa: F821
 
 
-def mlphys_retrain(code_size, budget, seed):
-    """Train a fresh entry with the student's own ``train`` on exactly ``budget`` new images."""
+def mlphys_retrain(code_size, budget, seed, inverted):
+    """Train a fresh entry with the student's own ``train`` on exactly ``budget`` new (inverted) images."""
     import torch
 
     from mlphys.course.autoencoder import pick_device
@@ -53,6 +53,6 @@ def mlphys_retrain(code_size, budget, seed):
 
     torch.manual_seed(seed)
     encoder, decoder = Encoder(code_size), Decoder(code_size)  # noqa: F821
-    images = ImageBudget(budget, seed=seed, device=pick_device())
+    images = ImageBudget(budget, seed=seed, device=pick_device(), inverted=inverted)
     train(encoder, decoder, images)  # noqa: F821
     return {"encoder": _state_arrays(encoder), "decoder": _state_arrays(decoder), "images_used": images.used}

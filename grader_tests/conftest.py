@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import os
+import secrets
 import shutil
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -31,6 +38,65 @@ c.SandboxedExecute.notebook_timeout = 120
 c.SandboxedExecute.memory_limit_mb = 1024
 c.SandboxedExecute.max_processes = 64
 """
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def formgrader_server(course: Path, home: Path) -> Iterator[tuple[str, str]]:
+    """A real ``jupyter server`` with nbgrader's formgrader in ``course``; yields (base URL, token).
+
+    ``home`` keeps the personal Jupyter configuration of whoever runs the tests out of it.
+    """
+    token, port = secrets.token_hex(16), free_port()
+    bindir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PATH": str(bindir) + os.pathsep + os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+    }
+    log_path = home / "server.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [
+                str(bindir / "jupyter-server"),
+                "--no-browser",
+                "--allow-root",  # CI and containers run as root; the server listens on localhost only
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={course}",
+            ],
+            cwd=course,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5)
+                    break
+                except OSError:
+                    assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+                    time.sleep(0.5)
+            yield base, token
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 def run_nbgrader(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

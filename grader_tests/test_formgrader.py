@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +19,7 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from conftest import TEST_LIMITS
+from conftest import TEST_LIMITS, formgrader_server
 from mlphys.cli import nbgrader
 from mlphys.demo.case import Materials, write_notebook
 
@@ -63,12 +59,6 @@ def submit(root: Path, student: str, kind: str) -> None:
     write_notebook(nb, folder, NOTEBOOK)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Formgrader:
     def __init__(self, url: str, token: str) -> None:
         self.url, self.token = url, token
@@ -94,49 +84,8 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def formgrader(course: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Formgrader]:
-    home = tmp_path_factory.mktemp("formgrader-home")
-    token, port = secrets.token_hex(16), free_port()
-    env = {
-        **os.environ,
-        "PATH": str(BIN) + os.pathsep + os.environ.get("PATH", ""),
-        "HOME": str(home),  # no personal Jupyter configuration of whoever runs the tests
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTER_DATA_DIR": str(home / "data"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-    }
-    log = open(home / "server.log", "w")
-    server = subprocess.Popen(
-        [
-            str(BIN / "jupyter-server"),
-            "--no-browser",
-            "--allow-root",  # CI and containers run as root
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={course}",
-        ],
-        cwd=course,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    client = Formgrader(f"http://127.0.0.1:{port}", token)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if client.request("GET", "/formgrader/api/status", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, (home / "server.log").read_text()[-3000:]
-            time.sleep(0.5)
-        yield client
-    finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
+    with formgrader_server(course, tmp_path_factory.mktemp("formgrader-home")) as (base, token):
+        yield Formgrader(base, token)
 
 
 @pytest.fixture(autouse=True)

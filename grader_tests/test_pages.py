@@ -10,20 +10,16 @@ from __future__ import annotations
 import base64
 import copy
 import glob
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
 
-from conftest import REPO, TEST_LIMITS, run_nbgrader
+from conftest import REPO, TEST_LIMITS, formgrader_server, run_nbgrader
 from mlphys.grading.pages import (
     PLACEHOLDER_PNG,
     CleanStudentContent,
@@ -284,54 +280,11 @@ def browser():
         driver.quit()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def formgrader(graded_course: Path):
-    """A real ``jupyter server`` with nbgrader's formgrader, in the course directory; yields its base URL."""
-    port, token = free_port(), "pages-test-token"
-    bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
-    log = open(graded_course / "server.log", "w")  # closed below, after the server
-    server = subprocess.Popen(
-        [
-            shutil.which("jupyter", path=env["PATH"]) or "jupyter",
-            "server",
-            "--no-browser",
-            "--allow-root",  # the test machine runs as root; the server only listens on localhost
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={graded_course}",
-        ],
-        cwd=graded_course,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, (graded_course / "server.log").read_text()
-                time.sleep(0.5)
-        yield base, token
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+def formgrader(graded_course: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A real ``jupyter server`` with nbgrader's formgrader, in the course directory: (base URL, token)."""
+    with formgrader_server(graded_course, tmp_path_factory.mktemp("pages-home")) as server:
+        yield server
 
 
 def assert_no_script_ran(driver) -> None:

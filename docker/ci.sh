@@ -20,7 +20,8 @@ fi
 "$work/hadolint/bin/hadolint" docker/Dockerfile
 echo "hadolint: docker/Dockerfile clean"
 
-# The CPU wheel of torch from wherever this machine's pip takes it (a local folder here).
-.venv/bin/pip download -q --disable-pip-version-check --no-deps -d "$work/wheels" "torch==2.13.0+cpu"
+# The CPU build of torch and its dependencies, from wherever this machine's pip takes them (torch's
+# wheel lies in a local folder here), at the images' versions.
+.venv/bin/pip download -q --disable-pip-version-check -c docker/constraints.txt -d "$work/wheels" "torch==2.13.0+cpu"
 
 BASE=local TORCH_WHEELS="$work/wheels" PIP_CA="${PIP_CERT:-${SSL_CERT_FILE:-}}" bash docker/test.sh

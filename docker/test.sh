@@ -11,23 +11,25 @@
 #   ENGINE        podman or docker (default: whichever is installed, podman first)
 #   BASE          base image (default: the Dockerfile's public one); BASE=local builds a Debian bookworm
 #                 base with debootstrap (docker/make-base.sh), for hosts that reach no container registry
-#   TORCH_WHEELS  a folder holding the CPU wheel of torch 2.13.0, used instead of download.pytorch.org
-#                 (podman only: docker build cannot mount folders)
+#   TORCH_WHEELS  a folder holding the CPU build of torch 2.13.0 and its dependencies (pip download
+#                 torch==2.13.0+cpu -d DIR), used instead of download.pytorch.org (podman only: docker
+#                 build cannot mount folders)
 #   PIP_CA        a CA bundle for pip inside the build (a TLS-intercepting proxy); podman only
 #   KEEP=1        keep the work folder (course directories, logs) after the test
 set -euo pipefail
 cd "$(dirname "$0")/.."
+{  # read to the end before running: an edit of this file while it runs changes nothing
 ASSIGNMENT=01_xor_nets
 COURSE_ID=ml4physics
 engine="${ENGINE:-$(basename "$(command -v podman || command -v docker || echo none)")}"
 [ "$engine" != none ] || { echo "neither podman nor docker is installed" >&2; exit 2; }
 [ -x .venv/bin/mlphys ] || { echo "run bash scripts/setup.sh first (the host grading uses .venv)" >&2; exit 2; }
 work="$(mktemp -d /var/tmp/mlphys-docker-test.XXXXXX)"
-student_name="mlphys-student-test-$$"
+student_name="mlphys-test-$$"
 host_pid=
 cleanup() {
-    "$engine" rm -f "$student_name" >/dev/null 2>&1 || true
-    [ -z "$host_pid" ] || kill "$host_pid" 2>/dev/null || true
+    "$engine" rm -f "$student_name" "$student_name-grader" >/dev/null 2>&1 || true
+    [ -z "$host_pid" ] || kill -- "-$host_pid" 2>/dev/null || true  # its process group: nbgrader too
     if [ "${KEEP:-0}" = 1 ]; then echo "work folder kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -38,7 +40,7 @@ fail() { printf '[%4ds] FAIL: %s\n' "$SECONDS" "$*" >&2; exit 1; }
 mkdir -p "$work/host"
 cp -r nbgrader_config.py source "$work/host/"
 log "host: mlphys demo $ASSIGNMENT (in the background)"
-.venv/bin/mlphys demo "$ASSIGNMENT" --root "$work/host" >"$work/host.log" 2>&1 &
+setsid .venv/bin/mlphys demo "$ASSIGNMENT" --root "$work/host" >"$work/host.log" 2>&1 &
 host_pid=$!
 
 # --- run flags ------------------------------------------------------------------------------------------
@@ -69,15 +71,14 @@ fi
 if [ -n "${PIP_CA:-}" ]; then
     build_args+=(--volume "$(realpath "$PIP_CA"):/run/pip-ca.crt:ro" --build-arg PIP_CERT=/run/pip-ca.crt)
 fi
-for target in grader student; do
-    log "build: $target"
-    "$engine" build "${build_args[@]}" --target "$target" -t "localhost/mlphys-$target:test" . \
-        >"$work/build-$target.log" 2>&1 || { tail -40 "$work/build-$target.log" >&2; fail "build of $target"; }
-done
-for target in grader student; do
-    log "image localhost/mlphys-$target:test: $("$engine" image inspect --format '{{.Size}}' \
-        "localhost/mlphys-$target:test" | awk '{printf "%.2f GB", $1 / 1e9}')"
-done
+build() {  # build TARGET: the image localhost/mlphys-TARGET:test
+    log "build: $1"
+    "$engine" build "${build_args[@]}" --target "$1" -t "localhost/mlphys-$1:test" . >"$work/build-$1.log" 2>&1 \
+        || { tail -40 "$work/build-$1.log" >&2; fail "build of $1"; }
+    log "build: localhost/mlphys-$1:test, $("$engine" image inspect --format '{{.Size}}' "localhost/mlphys-$1:test" \
+        | awk '{printf "%.2f GB", $1 / 1e9}')"
+}
+build grader
 
 # --- the instructor's workflow in the grader container ----------------------------------------------------
 course="$work/course"; exchange="$work/exchange"
@@ -110,7 +111,7 @@ grep -q "Refusing to run student code" "$work/refused.log" \
     || { cat "$work/refused.log" >&2; fail "autograde without the sandbox flags did not refuse"; }
 grep -q -- "--security-opt seccomp=unconfined" "$work/refused.log" \
     || { cat "$work/refused.log" >&2; fail "the refusal does not name the run flags"; }
-[ ! -d "$course/autograded/$first_student" ] || fail "a refused submission was graded anyway"
+[ ! -e "$course/autograded/$first_student/$ASSIGNMENT" ] || fail "a refused submission was graded anyway"
 log "grader: without the flags, autograde refuses student code and names the flags"
 
 # --- the student image, checked while the grader container grades -----------------------------------------
@@ -120,7 +121,7 @@ student_check() {
     token="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
     base="http://127.0.0.1:$port"
     "$engine" run -d --name "$student_name" "${run_flags[@]}" -p "127.0.0.1:$port:8888" -e JUPYTER_TOKEN="$token" \
-        -v "$exchange:/srv/nbgrader/exchange:ro" localhost/mlphys-student:test >/dev/null
+        -v "$exchange:/srv/nbgrader/exchange" localhost/mlphys-student:test >/dev/null
     python3 - "$base" "$token" "$ASSIGNMENT" "$COURSE_ID" <<'EOF' || return 1
 import json, sys, time, urllib.error, urllib.request
 
@@ -173,24 +174,30 @@ assert os.getuid() != 0, 'the student image runs as root'
 print('mlphys.course imports; mlphys.grading, .demo, .leaderboard, .cli do not; uid', os.getuid())"
 }
 
-log "student: JupyterLab, assignment list and the trust split (while the grader grades)"
-student_check >"$work/student.log" 2>&1 &
-student_pid=$!
+log "grader: nbgrader autograde $ASSIGNMENT with the sandbox flags (in the background)"
+grade() {
+    # As in `mlphys demo`, a per-student problem makes nbgrader exit non-zero after grading everyone else.
+    grader "${sandbox_flags[@]}" --name "$student_name-grader" -- nbgrader autograde "$ASSIGNMENT" --force >"$work/autograde.log" 2>&1 || true
+    grader "${sandbox_flags[@]}" -- nbgrader generate_feedback "$ASSIGNMENT" --force >"$work/feedback.log" 2>&1 || true
+    grader -- nbgrader export >"$work/export.log" 2>&1
+}
+grade &
+grade_pid=$!
 
-log "grader: nbgrader autograde $ASSIGNMENT with the sandbox flags"
-# As in `mlphys demo`, a per-student problem makes nbgrader exit non-zero after grading everyone else.
-grader "${sandbox_flags[@]}" -- nbgrader autograde "$ASSIGNMENT" --force >"$work/autograde.log" 2>&1 || true
-grader "${sandbox_flags[@]}" -- nbgrader generate_feedback "$ASSIGNMENT" --force >"$work/feedback.log" 2>&1 || true
-grader -- nbgrader export >"$work/export.log" 2>&1 || { cat "$work/export.log" >&2; fail "nbgrader export"; }
-log "grader: graded, $(($(wc -l <"$course/grades.csv") - 1)) rows in grades.csv"
-
-if wait "$student_pid"; then
+# The student image shares the Python environment's layers with the grader: built while the grader grades.
+build student
+log "student: JupyterLab, the assignment list and the trust split"
+if student_check >"$work/student.log" 2>&1; then
     sed 's/^/          /' "$work/student.log"
 else
     cat "$work/student.log" >&2
     "$engine" logs "$student_name" 2>&1 | tail -30 >&2
     fail "student image"
 fi
+"$engine" rm -f "$student_name" >/dev/null
+
+wait "$grade_pid" || { cat "$work/export.log" >&2; fail "nbgrader export in the grader container"; }
+log "grader: graded, $(($(wc -l <"$course/grades.csv") - 1)) rows in grades.csv"
 
 log "host: waiting for its grading"
 wait "$host_pid" || { tail -40 "$work/host.log" >&2; fail "the host's grading (mlphys demo)"; }
@@ -213,3 +220,5 @@ if differ:
 print(f"all {len(host)} scores equal on the host and in the container ({sum(host.values()):g} points in all)")
 EOF
 log "PASS"
+exit
+}

@@ -329,8 +329,9 @@ def bwrap_available() -> str | None:
         reason = f"bubblewrap cannot create namespaces here: {probe.stderr.strip()}"
         if os.path.exists("/run/.containerenv") or os.path.exists("/.dockerenv"):
             reason += (
-                " (inside a container: run it with --security-opt seccomp=unconfined --security-opt unmask=ALL"
-                " --cap-add SYS_ADMIN, or --privileged; see docker/README.md)"
+                " (inside a container: run it with --privileged, which also gives each sandbox its cgroup, or at"
+                " least --security-opt seccomp=unconfined --security-opt unmask=ALL --cap-add SYS_ADMIN;"
+                " see docker/README.md)"
             )
         return reason
     return None

@@ -360,6 +360,10 @@ class Sandbox:
         )
 
 
+# The namespaces and mounts every sandbox makes: a container may allow some of them and refuse others.
+_PROBE_ARGS = "--unshare-all --die-with-parent --hostname sandbox --ro-bind / / --proc /proc --dev /dev".split()
+
+
 def bwrap_available() -> str | None:
     """Return None if bubblewrap can make a sandbox here, else the reason it cannot."""
     if shutil.which("bwrap") is None:
@@ -368,7 +372,7 @@ def bwrap_available() -> str | None:
         return "prlimit (util-linux) is not installed"
     try:
         probe = subprocess.run(
-            ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--", "/bin/true"],
+            ["bwrap", *_PROBE_ARGS, "--", "/bin/true"],
             capture_output=True,
             text=True,
             timeout=20,
@@ -376,5 +380,12 @@ def bwrap_available() -> str | None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bubblewrap failed to start: {exc}"
     if probe.returncode != 0:
-        return f"bubblewrap cannot create namespaces here: {probe.stderr.strip()}"
+        reason = f"bubblewrap cannot create namespaces here: {probe.stderr.strip()}"
+        if os.path.exists("/run/.containerenv") or os.path.exists("/.dockerenv"):
+            reason += (
+                " (inside a container: run it with --privileged, which also gives each sandbox its cgroup, or at"
+                " least --security-opt seccomp=unconfined --security-opt unmask=ALL --cap-add SYS_ADMIN;"
+                " see docker/README.md)"
+            )
+        return reason
     return None

@@ -24,4 +24,7 @@ echo "hadolint: docker/Dockerfile clean"
 # wheel lies in a local folder here), at the images' versions.
 .venv/bin/pip download -q --disable-pip-version-check -c docker/constraints.txt -d "$work/wheels" "torch==2.13.0+cpu"
 
-BASE=local TORCH_WHEELS="$work/wheels" PIP_CA="${PIP_CERT:-${SSL_CERT_FILE:-}}" bash docker/test.sh
+# The honest part of the cohort (18 submissions): the attack catalogue is graded on the host by the test
+# suite, and grading all 80 here as well would take CI past its time budget.
+KINDS="${KINDS:-reference,blank,mistake}" \
+    BASE=local TORCH_WHEELS="$work/wheels" PIP_CA="${PIP_CERT:-${SSL_CERT_FILE:-}}" bash docker/test.sh

@@ -15,12 +15,15 @@
 #                 torch==2.13.0+cpu -d DIR), used instead of download.pytorch.org (podman only: docker
 #                 build cannot mount folders)
 #   PIP_CA        a CA bundle for pip inside the build (a TLS-intercepting proxy); podman only
+#   KINDS         which cases of the cohort to grade, comma-separated (default: all four kinds,
+#                 reference,blank,mistake,attack; docker/ci.sh grades the honest ones)
 #   KEEP=1        keep the work folder (course directories, logs) after the test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 {  # read to the end before running: an edit of this file while it runs changes nothing
 ASSIGNMENT=01_xor_nets
 COURSE_ID=ml4physics
+KINDS="${KINDS:-reference,blank,mistake,attack}"
 engine="${ENGINE:-$(basename "$(command -v podman || command -v docker || echo none)")}"
 [ "$engine" != none ] || { echo "neither podman nor docker is installed" >&2; exit 2; }
 [ -x .venv/bin/mlphys ] || { echo "run bash scripts/setup.sh first (the host grading uses .venv)" >&2; exit 2; }
@@ -40,7 +43,7 @@ fail() { printf '[%4ds] FAIL: %s\n' "$SECONDS" "$*" >&2; exit 1; }
 mkdir -p "$work/host"
 cp -r nbgrader_config.py source "$work/host/"
 log "host: mlphys demo $ASSIGNMENT (in the background)"
-setsid .venv/bin/mlphys demo "$ASSIGNMENT" --root "$work/host" >"$work/host.log" 2>&1 &
+setsid .venv/bin/mlphys demo "$ASSIGNMENT" --root "$work/host" --kinds "$KINDS" >"$work/host.log" 2>&1 &
 host_pid=$!
 
 # --- run flags ------------------------------------------------------------------------------------------
@@ -99,7 +102,7 @@ grader -- nbgrader release_assignment "$ASSIGNMENT" --Exchange.root=/srv/nbgrade
 grader -- python -c "
 from pathlib import Path
 from mlphys.demo.cohort import cohort, write_cohort
-cases = cohort(Path('/course'), '$ASSIGNMENT')
+cases = [c for c in cohort(Path('/course'), '$ASSIGNMENT') if c.kind in '$KINDS'.split(',')]
 write_cohort(Path('/course'), cases)
 print(len(cases))" >"$work/cohort.log" 2>&1 || { cat "$work/cohort.log" >&2; fail "writing the cohort"; }
 log "grader: $(tail -1 "$work/cohort.log") submissions written"

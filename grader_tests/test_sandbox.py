@@ -189,3 +189,15 @@ def test_student_code_is_not_root_on_the_host_and_has_a_fresh_session_keyring(bo
     assert host_uid == (sandbox.HOST_USER if os.geteuid() == 0 else os.geteuid())
     ours = eval(session, {"ctypes": ctypes})
     assert keyring > 0 and keyring != ours
+
+
+def test_gpu_devices_reach_the_sandbox_only_when_the_instructor_enables_it(
+    box: sandbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    device = tmp_path / "nvidia0"  # stands in for /dev/nvidia0, which this machine may not have
+    device.write_text("")
+    monkeypatch.setattr(sandbox, "gpu_devices", lambda: [str(device)])
+    probe = f"import os; print(os.path.exists({str(device)!r}))"
+    assert python(box, probe).stdout.strip() == "False"
+    box.gpu = True
+    assert python(box, probe).stdout.strip() == "True"

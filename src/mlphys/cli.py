@@ -55,12 +55,15 @@ def read_scores(course_root: Path) -> dict[tuple[str, str], float]:
         return {(row["assignment"], row["student_id"]): float(row["score"]) for row in csv.DictReader(handle)}
 
 
-def demo(course_root: Path, assignments: list[str]) -> int:
+KINDS = ("reference", "blank", "mistake", "attack")
+
+
+def demo(course_root: Path, assignments: list[str], kinds: tuple[str, ...] = KINDS) -> int:
     failures = 0
     for assignment in assignments:
         started = time.perf_counter()
         nbgrader(course_root, "generate_assignment", assignment, "--force")
-        cases = cohort(course_root, assignment)
+        cases = [case for case in cohort(course_root, assignment) if case.kind in kinds]
         write_cohort(course_root, cases)
         # A per-student problem makes nbgrader exit non-zero after grading everyone else; the table
         # below shows who it was.
@@ -166,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="grade the demo cohort of each assignment and print the scores")
     p_demo.add_argument("assignments", nargs="*", default=list(assignments.registry()))
     p_demo.add_argument("--root", type=Path, default=Path.cwd())
+    p_demo.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help=f"which cases of each cohort to grade, comma-separated (default: all of {', '.join(KINDS)})",
+    )
     p_board = sub.add_parser("leaderboard", help="rebuild a challenge's leaderboards from the gradebook")
     p_board.add_argument("assignment")
     p_board.add_argument("--root", type=Path, default=Path.cwd())
@@ -192,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         # The demo's own course: a fixed secret, so that its cohort always meets the same hidden data.
         os.environ["MLPHYS_CHALLENGE_SECRET"] = DEMO_SECRET
     if args.command == "demo":
-        return demo(args.root.resolve(), args.assignments)
+        return demo(args.root.resolve(), args.assignments, tuple(args.kinds.split(",")))
     if args.command == "check":
         return check(args.root.resolve(), args.assignments)
     if args.command == "leaderboard":

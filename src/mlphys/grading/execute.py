@@ -116,6 +116,13 @@ class SandboxedExecute(NbGraderPreprocessor):
         ),
     ).tag(config=True)
 
+    gpu = Bool(
+        False,
+        help=(
+            "Hand the host's NVIDIA GPUs (/dev/nvidia*) to every sandbox, for challenges whose scoring or "
+            "retraining runs the student's network. Off by default: a GPU is shared state between students."
+        ),
+    ).tag(config=True)
     kernel_log_dir = Unicode(
         "logs",
         help="Folder (relative to the course directory) for each student's kernel output: logs/ASSIGNMENT/STUDENT.log.",
@@ -138,6 +145,7 @@ class SandboxedExecute(NbGraderPreprocessor):
             max_output_bytes=self.max_output_mb_per_cell * 1_000_000,
             max_output_bytes_total=self.max_output_mb * 1_000_000,
             kernel_log=kernel_log,
+            gpu=self.gpu,
         )
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, t.Any]) -> tuple[NotebookNode, dict[str, t.Any]]:

@@ -37,6 +37,7 @@ class Isolation:
     max_output_bytes: int = 1_000_000  # per cell; the rest is dropped
     max_output_bytes_total: int = 8_000_000  # after which the kernel is stopped
     kernel_log: Path | None = None  # where the kernels' own output (banners, warnings, crashes) goes
+    gpu: bool = False  # hand the host's GPUs to the sandbox
 
 
 @contextlib.contextmanager
@@ -64,7 +65,9 @@ def staged_sandbox(
     ``stage_files(dest)`` may copy files into the directory the sandbox's work directory starts from.
     """
     stage = Path(tempfile.mkdtemp(prefix="mlphys-grade-"))
-    box = sandbox.Sandbox(stage / "submission", stage / "run", isolation.limits, use_bwrap=isolation.use_bwrap)
+    box = sandbox.Sandbox(
+        stage / "submission", stage / "run", isolation.limits, use_bwrap=isolation.use_bwrap, gpu=isolation.gpu
+    )
     try:
         box.submission.mkdir()
         box.rundir.mkdir()

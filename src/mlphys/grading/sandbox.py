@@ -238,6 +238,7 @@ class Sandbox:
     limits: Limits = dataclasses.field(default_factory=Limits)
     use_bwrap: bool = True
     cgroup: CGroup | None = None
+    gpu: bool = False  # hand the host's GPU devices to the sandbox (c.SandboxedExecute.gpu)
 
     @property
     def host_uid(self) -> int | None:
@@ -323,6 +324,9 @@ class Sandbox:
         for root in _readonly_roots():
             args += bind("--ro-bind", root, root)
         args += _package_binds(parents)
+        if self.gpu:
+            for device in gpu_devices():
+                args += bind("--dev-bind", device, device)
         args += bind("--ro-bind", str(self.submission), SANDBOX_SUBMISSION)
         args += bind("--bind", str(self.rundir), str(self.rundir))
         args += [
@@ -360,8 +364,27 @@ class Sandbox:
         )
 
 
-# The namespaces and mounts every sandbox makes: a container may allow some of them and refuse others.
-_PROBE_ARGS = "--unshare-all --die-with-parent --hostname sandbox --ro-bind / / --proc /proc --dev /dev".split()
+def gpu_devices() -> list[str]:
+    """The device files through which CUDA reaches the host's NVIDIA GPUs (none on a machine without one)."""
+    import glob
+
+    return sorted(glob.glob("/dev/nvidia*")) + sorted(glob.glob("/dev/nvidia-caps/*"))
+
+
+def _probe_command() -> list[str]:
+    """The namespaces, mounts and user switch every sandbox makes: a container may allow some of them and
+    refuse others, so the probe makes them all (on an empty command)."""
+    box = Sandbox(Path("/"), Path("/tmp"), use_bwrap=True)
+    base = ["--die-with-parent", "--hostname", "sandbox", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
+    if box.host_uid is None:
+        return ["bwrap", "--unshare-all", *base, "--", "/bin/true"]
+    uid = str(box.host_uid)
+    return [
+        "bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", *base,
+        "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
+        "--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+        "--bounding-set=-all", "--no-new-privs", "--", "/bin/true",
+    ]  # fmt: skip
 
 
 def bwrap_available() -> str | None:
@@ -370,9 +393,11 @@ def bwrap_available() -> str | None:
         return "bubblewrap (bwrap) is not installed; on Debian/Ubuntu: apt-get install bubblewrap"
     if shutil.which("prlimit") is None:
         return "prlimit (util-linux) is not installed"
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        return "setpriv (util-linux) is not installed; as root, the sandbox needs it to run student code as nobody"
     try:
         probe = subprocess.run(
-            ["bwrap", *_PROBE_ARGS, "--", "/bin/true"],
+            _probe_command(),
             capture_output=True,
             text=True,
             timeout=20,

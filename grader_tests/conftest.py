@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,8 @@ from mlphys.demo.cohort import cohort, write_cohort
 from mlphys.grading.hidden import split_test_source
 
 REPO = Path(__file__).resolve().parent.parent
+# MNIST for 06_boltzmann_mnist: CI clones the repository with ../shared (the 10,000 test digits) beside it.
+os.environ.setdefault("MLPHYS_MNIST", str(REPO.parent / "shared" / "data" / "mnist"))
 ASSIGNMENT = "01_xor_nets"  # the assignment the attack catalogue is graded on
 
 # Short limits keep the hostile cases (hangs, floods, memory hogs) quick; the real config's

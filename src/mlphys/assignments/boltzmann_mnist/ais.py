@@ -36,6 +36,7 @@ class LogZ:
     lower: float  # -inf where three standard errors exceed the mean
     upper: float
     stderr: float
+    effective_runs: float  # (sum w)^2 / sum w^2: how many runs carry the estimate (1 when one dominates)
     runs: int
     betas: int
 
@@ -103,7 +104,9 @@ def _summarise(log_w: np.ndarray, log_z0: float, n_betas: int) -> LogZ:
     mean, error = float(np.mean(w)), float(np.std(w, ddof=1) / math.sqrt(len(w)))
     offset = top + log_z0
     lower = math.log(mean - 3 * error) + offset if mean > 3 * error else -math.inf
-    return LogZ(math.log(mean) + offset, lower, math.log(mean + 3 * error) + offset, error / mean, len(w), n_betas)
+    effective = float(np.sum(w) ** 2 / np.sum(w**2))
+    upper = math.log(mean + 3 * error) + offset
+    return LogZ(math.log(mean) + offset, lower, upper, error / mean, effective, len(w), n_betas)
 
 
 @dataclasses.dataclass(frozen=True)

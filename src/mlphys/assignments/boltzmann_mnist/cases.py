@@ -244,7 +244,7 @@ def _weights_attacks() -> list[tuple[str, str, t.Callable[[Path, Path], None]]]:
     return [
         ("attack_rbm_nan", "a weights file with a NaN weight", changed(nan)),
         ("attack_rbm_extreme", "weights 100 times too large (beyond the size limit)", changed(extreme)),
-        ("attack_rbm_peaked", "weights of +-20: within the size limit, but AIS cannot estimate them", changed(peaked)),
+        ("attack_rbm_peaked", "weights of +-20: within the size limit, far too peaked", changed(peaked)),
         ("attack_rbm_transposed", "W saved transposed, (500, 784)", changed(transposed)),
         ("attack_rbm_too_wide", "501 hidden units entered for H500", changed(too_wide)),
         ("attack_rbm_huge", "a weights file of 15 MB (a W of 784 x 5000)", changed(huge)),
@@ -286,6 +286,7 @@ def cases(materials: Materials) -> list[Case]:
         return write
 
     for student, description, make in _weights_attacks():
-        expected = total - challenge_points  # the building blocks are the reference's
+        # The building blocks are the reference's; a peaked model is scored, and fails both bands.
+        expected = total - challenge_points + (points["test_rbm_entry"] if student == "attack_rbm_peaked" else 0)
         result.append(Case(student, materials.assignment, "attack", description, attack(make), expected))
     return result

@@ -11,8 +11,11 @@ and of bounded magnitude (:data:`MAX_ABS_PARAMETER`), and the grader computes ev
   rates, seeded from the secret and the weights' hash (the same file always gets the same score);
 * the mean log-likelihood per digit of each split, -<F(v)> - log Z, with the AIS error bars.
 
-An entry whose AIS estimate of log Z has a standard error above :data:`MAX_LOG_Z_STDERR` nats is refused as
-numerically unstable: its estimate would say more about luck than about the model.  Scores are cached by
+AIS with few inverse temperatures underestimates log Z for sharply peaked models, so the scores of
+well-trained (PCD) models are optimistic (see the README's figures); the entry records the estimate's
+standard error and its effective number of runs, (sum w)^2 / sum w^2, which is close to 1 for trained
+MNIST RBMs at the grading budget.  What keeps a hostile model from exploiting this is the bound on the
+parameters' size; a leaderboard should re-estimate its best entries with a long AIS run.  Scores are cached by
 the weights' hash, track and secret, so one file entered twice (or regraded in the same run) is estimated once.
 """
 
@@ -39,9 +42,8 @@ PUBLIC_DIGITS = 500
 PRIVATE_DIGITS = 500
 MAX_WEIGHTS_BYTES = 4 * 2**20  # 500 hidden units in float32 take 1.6 MB
 MAX_ABS_PARAMETER = 25.0  # trained MNIST RBMs stay well below 10
-MAX_LOG_Z_STDERR = 1.0  # nats: an estimate of log Z less precise than this is refused as unstable
 AIS_RUNS = 100
-AIS_BETAS = 2_000
+AIS_BETAS = 1_000
 
 
 _SCORED: dict[tuple[str, str, str], Entry] = {}  # (weights' sha256, track, secret) -> its entry
@@ -65,6 +67,7 @@ class Entry:
     log_z_lower: float | None = None
     log_z_upper: float | None = None
     log_z_stderr: float | None = None
+    ais_effective_runs: float | None = None
     weights_sha256: str | None = None
 
     def to_record(self) -> dict[str, t.Any]:
@@ -140,11 +143,7 @@ def score_weights(track: str, W: np.ndarray, a: np.ndarray, b: np.ndarray, secre
     entry.hidden_units = int(b.shape[0])
     entry.log_z, entry.log_z_lower, entry.log_z_upper = log_z.value, log_z.lower, log_z.upper
     entry.log_z_stderr = log_z.stderr
-    if not log_z.stderr <= MAX_LOG_Z_STDERR:
-        entry.problem = (f"The grader's estimate of log Z for your model is numerically unstable (standard error "
-                         f"{log_z.stderr:.3g} nats; at most {MAX_LOG_Z_STDERR:g} is accepted): the model is too peaked "
-                         "for annealed importance sampling. Smaller weights help.")
-        return entry
+    entry.ais_effective_runs = log_z.effective_runs
     entry.public_ll = float(np.mean(-free_energy(digits["public"], W, a, b)) - log_z.value)
     entry.private_ll = float(np.mean(-free_energy(digits["private"], W, a, b)) - log_z.value)
     entry.stage = "scored"

@@ -28,6 +28,8 @@ from mlphys.grading.hidden import split_test_source
 REPO = Path(__file__).resolve().parent.parent
 # Challenges are scored only with a secret; the tests' courses use the demo's (set before any grading).
 os.environ.setdefault("MLPHYS_CHALLENGE_SECRET", DEMO_SECRET)
+# MNIST for 06_boltzmann_mnist: CI clones the repository with ../shared (the 10,000 test digits) beside it.
+os.environ.setdefault("MLPHYS_MNIST", str(REPO.parent / "shared" / "data" / "mnist"))
 ASSIGNMENT = "01_xor_nets"  # the assignment the attack catalogue is graded on
 
 # Short limits keep the hostile cases (hangs, floods, memory hogs) quick; the real config's

@@ -1,0 +1,13 @@
+"""06_boltzmann_mnist: a restricted Boltzmann machine trained with contrastive divergence on MNIST, with a
+challenge ranked by the held-out log-likelihood (AIS, from the weights file alone)."""
+
+from mlphys.assignments import Assignment
+from mlphys.assignments.boltzmann_mnist import ais, cases, exact
+
+ASSIGNMENT = Assignment(
+    id="06_boltzmann_mnist",
+    notebook="boltzmann_mnist",
+    title="A restricted Boltzmann machine that dreams MNIST digits",
+    cases=cases.cases,
+    hidden_names={"exact_rbm": exact, "ais": ais},
+)

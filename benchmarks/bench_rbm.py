@@ -50,13 +50,13 @@ def main() -> None:
         trained = time.perf_counter() - start
         W, a, b = (x.double().numpy() for x in (W, a, b))
         start = time.perf_counter()
-        entry = scoring.score_weights(track, W, a, b, SECRET, scoring.Entry(track))
+        entry = scoring.log_likelihood(W, a, b, SECRET)
         graded = time.perf_counter() - start
         start = time.perf_counter()
         long = ais_log_partition(W, a, b, base=base_biases(digits["base"]), runs=100, betas=args.long_betas, seed=1)
         long_s = time.perf_counter() - start
         long_ll = float(np.mean(-free_energy(digits["public"], W, a, b))) - long.value
-        print(f"| {track} | {settings[track]} | {trained:.0f} | **{entry.public_ll:.1f}** | {entry.private_ll:.1f} "
+        print(f"| {track} | {settings[track]} | {trained:.0f} | **{entry.public:.1f}** | {entry.private:.1f} "
               f"| {entry.log_z:.1f} +- {entry.log_z_stderr:.2f} | {graded:.0f} | {long_ll:.1f} "
               f"| {long.value:.1f} +- {long.stderr:.2f} | {long_s:.0f} |", flush=True)
 

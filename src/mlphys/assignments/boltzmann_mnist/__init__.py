@@ -3,11 +3,13 @@ challenge ranked by the held-out log-likelihood (AIS, from the weights file alon
 
 from mlphys.assignments import Assignment
 from mlphys.assignments.boltzmann_mnist import ais, cases, exact
+from mlphys.assignments.boltzmann_mnist.scoring import CHALLENGE, expect_band
 
 ASSIGNMENT = Assignment(
     id="06_boltzmann_mnist",
     notebook="boltzmann_mnist",
     title="A restricted Boltzmann machine that dreams MNIST digits",
     cases=cases.cases,
-    hidden_names={"exact_rbm": exact, "ais": ais},
+    hidden_names={"exact_rbm": exact, "ais": ais, "expect_band": expect_band},
+    challenge=CHALLENGE,
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import GradedCohort, grade_cohort, make_course
+from conftest import GradedCohort
 from mlphys.assignments.boltzmann_mnist import ais, exact, scoring
 from mlphys.assignments.boltzmann_mnist import cases as cases_module
 
@@ -121,10 +121,9 @@ ASSIGNMENT_ID = "06_boltzmann_mnist"
 
 
 @pytest.fixture(scope="module")
-def rbm_cohort(tmp_path_factory: pytest.TempPathFactory) -> GradedCohort:
-    """Only this assignment's cohort (the session-wide ``course`` fixture grades every assignment)."""
-    Path(cases_module.PICKLE_MARKER).unlink(missing_ok=True)
-    return grade_cohort(make_course(tmp_path_factory.mktemp("rbm-course")), ASSIGNMENT_ID)
+def rbm_cohort(course: dict[str, GradedCohort]) -> GradedCohort:
+    """This assignment's cohort, graded once with every other in the session's course."""
+    return course[ASSIGNMENT_ID]
 
 
 def test_every_case_of_the_cohort_gets_exactly_its_points(rbm_cohort: GradedCohort) -> None:

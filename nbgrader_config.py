@@ -17,7 +17,7 @@ this file.  The grading engine plugs in through nbgrader's own extension points:
 
 import os
 
-from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
@@ -31,6 +31,7 @@ from nbgrader.preprocessors import (
     OverwriteKernelspec,
 )
 
+from mlphys.grading.pages import CleanStudentContent, EscapeGradebookNames, FitFigures, markdown_to_safe_html
 from mlphys.grading.preprocessors import NormalizeGradeCells, SandboxedExecute, SanitizeOutputs, SaveVerdictGrades
 from mlphys.grading.records import SaveRecords
 
@@ -41,6 +42,17 @@ c.CourseDirectory.root = "."
 c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 # PostgreSQL for a course that outgrows one machine, e.g.:
 # c.CourseDirectory.db_url = "postgresql://grader@db.example.org/ml4physics"
+
+# The exchange through which assignments are released, fetched, submitted and collected, and feedback
+# returned.  Out of the box it is the folder `exchange/` of the course directory, for one machine on which
+# the students' Jupyter reaches this directory.  With JupyterHub and one Unix user per person, use a folder
+# outside the course directory that every user can write (e.g. /srv/nbgrader/exchange), set here and in
+# the students' configuration: see the README.
+c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
+c.Exchange.path_includes_course = True  # students' copies go to <course>/<assignment>; courses can share one
+if not os.path.isdir(c.Exchange.root):  # the formgrader offers release and collect only if it exists
+    os.makedirs(c.Exchange.root)
+    os.chmod(c.Exchange.root, 0o777)  # what `nbgrader release_assignment` would set: students write to it
 
 c.Autograde.exporter_class = "mlphys.grading.intake.SafeNotebookExporter"
 c.Autograde.pre_convert_hook = "mlphys.grading.intake.quarantine_unsafe_files"
@@ -56,6 +68,7 @@ c.OverwriteCells.add_missing_cells = True
 c.Autograde.autograde_preprocessors = [
     SandboxedExecute,
     SanitizeOutputs,
+    CleanStudentContent,
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
@@ -71,8 +84,9 @@ c.SandboxedExecute.notebook_timeout = 600
 c.SandboxedExecute.memory_limit_mb = 4096
 c.SandboxedExecute.max_processes = 64
 # Challenges draw their hidden test images from this secret; the student's sandbox never sees it.
-# A real course sets its own in the grader's environment (the default serves the demo).
-c.SandboxedExecute.challenge_secret = os.environ.get("MLPHYS_CHALLENGE_SECRET", "ml4physics-demo-secret")
+# A course sets its own in the grader's environment; without one, challenges are not scored (`mlphys demo`
+# and `mlphys check` set a demo secret when none is set).
+c.SandboxedExecute.challenge_secret = os.environ.get("MLPHYS_CHALLENGE_SECRET", "")
 # Only where no sandbox can be made and the instructor accepts the risk:
 # c.SandboxedExecute.allow_unsandboxed = True
 
@@ -84,7 +98,17 @@ c.Leaderboard.abs_tol = 0.0005
 
 # Feedback shows visible tests and verdicts; hidden tests are already gone from autograded notebooks,
 # and this strips any that might remain.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, FitFigures]
 c.ClearHiddenTests.enforce_metadata = False
 # Students' markdown may hold HTML too: sanitise it in feedback pages.
 c.HTMLExporter.sanitize_html = True
+# That setting does not reach nbgrader's feedback and formgrade templates, which render markdown and
+# gradebook names raw. Both pages render through HTMLExporter: clean every notebook they render (also
+# ones autograded before CleanStudentContent existed), escape gradebook names, and pass all rendered
+# markdown through the nh3 sanitiser.
+c.HTMLExporter.preprocessors = [CleanStudentContent, EscapeGradebookNames, FitFigures]
+# FitFigures is nbconvert's page style plus a rule that keeps wide figures within the page; it replaces
+# the stock one, which would overwrite that rule.
+c.CSSHTMLHeaderPreprocessor.enabled = False
+c.FitFigures.enabled = True
+c.HTMLExporter.filters = {"markdown2html": markdown_to_safe_html}

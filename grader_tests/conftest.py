@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,12 +13,14 @@ import nbformat
 import pytest
 
 from mlphys import assignments
-from mlphys.cli import nbgrader
+from mlphys.cli import DEMO_SECRET, nbgrader
 from mlphys.demo.case import Case, Materials
 from mlphys.demo.cohort import cohort, write_cohort
 from mlphys.grading.hidden import split_test_source
 
 REPO = Path(__file__).resolve().parent.parent
+# Challenges are scored only with a secret; the tests' courses use the demo's (set before any grading).
+os.environ.setdefault("MLPHYS_CHALLENGE_SECRET", DEMO_SECRET)
 ASSIGNMENT = "01_xor_nets"  # the assignment the attack catalogue is graded on
 
 # Short limits keep the hostile cases (hangs, floods, memory hogs) quick; the real config's

@@ -147,8 +147,7 @@ def test_no_gradebook_or_grader_environment_in_outputs(cohort: GradedCohort) -> 
 def test_feedback_has_no_student_script(cohort: GradedCohort) -> None:
     """Student HTML/JS output must not run in the feedback page (or the formgrader)."""
     path = cohort.feedback_html("attack_html_script_output")
-    if not path.exists():
-        pytest.skip("no feedback page for this attack")
+    assert path.exists(), "the attack's feedback page was not written"
     text = path.read_text(errors="replace")
     pattern = r"<script>\s*document\.title\s*=\s*\"mlphys-xss-marker\""
     assert not re.search(pattern, text), "student <script> in feedback"
@@ -210,7 +209,8 @@ def test_disk_use_is_bounded(cohort: GradedCohort) -> None:
     path = cohort.autograded_notebook("attack_disk_fill")
     assert path.exists()
     found = re.findall(re.escape(attacks.DISK_PREFIX) + r"(\d+)", _outputs_text(path))
-    allocated = int(found[-1]) if found else 0
+    assert found, "the attack's progress marker is missing from its outputs: it did not run as intended"
+    allocated = int(found[-1])
     assert allocated <= 1024, f"a student wrote {allocated} MB to the grading host's disk"
 
 
@@ -224,9 +224,11 @@ def test_flooding_output_is_bounded(cohort: GradedCohort) -> None:
 def test_quarantine_keeps_links_out(cohort: GradedCohort) -> None:
     for student in ("attack_symlinks_beside_notebook", "attack_notebook_symlink"):
         autograded = cohort.root / "autograded" / student / ASSIGNMENT
-        if autograded.exists():
-            links = [p for p in autograded.rglob("*") if p.is_symlink()]
-            assert not links, links
+        assert autograded.is_dir(), f"{student} was not autograded at all"
+        links = [p for p in autograded.rglob("*") if p.is_symlink()]
+        assert not links, links
+        kept = [p for p in (cohort.root / "quarantine").rglob("*") if p.is_symlink() and student in p.parts]
+        assert kept, f"the links of {student} were not kept in quarantine/"
 
 
 @pytest.mark.parametrize(

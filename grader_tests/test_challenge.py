@@ -16,13 +16,20 @@ import pytest
 import torch
 
 from conftest import GradedCohort
+from mlphys.assignments.autoencoder_challenge import challenge
 from mlphys.assignments.autoencoder_challenge.cases import PICKLE_MARKER, PicklePayload
+from mlphys.assignments.autoencoder_challenge.challenge import CHALLENGE, validate_codes, validate_images
 from mlphys.cli import leaderboard
-from mlphys.grading import challenge, records
-from mlphys.grading.challenge import EntryProblem, load_weights, validate_codes, validate_images
+from mlphys.grading import records
+from mlphys.grading.challenge import EntryProblem
+from mlphys.grading.challenge import load_weights as load_any_weights
 from mlphys.leaderboard import gather
 
 ASSIGNMENT = "03_autoencoder_challenge"
+
+
+def load_weights(path: Path, max_bytes: int = CHALLENGE.max_weights_bytes) -> dict:
+    return load_any_weights(path, CHALLENGE.weights_parts, max_bytes, CHALLENGE.max_parameters)
 
 
 # ---- the grader's checks, one by one ------------------------------------------------------------------
@@ -125,8 +132,8 @@ def _record(cohort: GradedCohort, student: str) -> dict:
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{cohort.root / 'gradebook.db'}") as gb:
-        found = records.load_records(gb, ASSIGNMENT, challenge.RECORD_KEY)
-    return found[(student, cohort.notebook)]
+        found = records.load_records(gb, ASSIGNMENT, CHALLENGE.key)
+    return found[(student, cohort.notebook)][0]
 
 
 def test_every_entry_gets_exactly_its_expected_points(cohort: GradedCohort) -> None:
@@ -140,10 +147,10 @@ def test_every_entry_gets_exactly_its_expected_points(cohort: GradedCohort) -> N
 
 def test_an_honest_entry_is_scored_on_both_splits(cohort: GradedCohort) -> None:
     (entry,) = _record(cohort, "ref_solution")["entries"]
-    assert entry["stage"] == "scored" and entry["code_size"] == 9
+    assert entry["stage"] == "scored" and entry["detail"] == "9"
     assert 0 < entry["public_cost"] < 0.02 and 0 < entry["private_cost"] < 0.02
     assert entry["public_cost"] != entry["private_cost"]
-    assert np.asarray(entry["reconstructions"]).shape == (challenge.SHOWN_IMAGES, 27, 27)
+    assert np.asarray(entry["picture"]).shape == (challenge.SHOWN_IMAGES, 27, 27)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pytest
 
 from mlphys.grading import hidden
 from mlphys.kernel import bridge, wire
@@ -143,6 +144,100 @@ def test_a_student_exception_inside_a_property_names_the_failing_case() -> None:
         "t",
     )
     assert not verdict.passed
-    assert "Calling your `inverse` raised ZeroDivisionError" in verdict.message
+    assert "Calling your `inverse` with (a float) raised ZeroDivisionError" in verdict.message
     assert "Failing test case" in verdict.message and "x=0" in verdict.message
 
+
+# ---- seeing a call's effect on its arguments ---------------------------------------------------------
+
+
+def _pop_all(weights: list, biases: list) -> int:
+    n = 0
+    while weights:
+        weights.pop()
+        biases.pop()
+        n += 1
+    return n
+
+
+def _scale_in_place(arrays: list) -> list:
+    for a in arrays:
+        a *= 2.0
+    return arrays
+
+
+def test_a_call_shows_its_arguments_as_the_student_left_them() -> None:
+    fake = FakeKernel({"pop_all": _pop_all})
+    pop_all = hidden.StudentFunction("pop_all", fake)
+    result, after = pop_all.call_seeing_arguments([np.eye(2), np.ones(2)], [np.zeros(2), np.ones(1)])
+    assert result == 2 and after == [[], []]
+
+
+def test_an_unchanged_argument_comes_back_equal_and_functions_keep_their_names() -> None:
+    fake = FakeKernel({"apply": lambda fs, x: [f(x) for f in fs], "double": lambda x: 2 * x})
+    apply = hidden.StudentFunction("apply", fake)
+    sigmoid = wire.CourseFunction("mlphys.course.activations:sigmoid")
+    result, after = apply.call_seeing_arguments([hidden.StudentFunction("double", fake), sigmoid], np.zeros(3))
+    assert result[0].tolist() == [0.0] * 3 and result[1].tolist() == [0.5] * 3
+    assert [type(f) for f in after[0]] == [wire.RemoteRef, wire.CourseFunction]
+    assert after[0][0].name == "double" and after[0][1] == sigmoid
+    assert after[1].tolist() == [0.0] * 3
+
+
+def test_the_kit_fails_a_function_that_changes_the_lists_it_is_given() -> None:
+    s, _ = session({"pop_all": _pop_all, "scale": _scale_in_place, "count": lambda ws, bs: len(ws)})
+    check = (
+        "expect_arguments_unchanged({f}, [np.eye(2)], [np.ones(2)], what='{f}(weights, biases)', "
+        "names=['weights', 'biases'])"
+    )
+    verdict = s.run(check.format(f="pop_all"), "t")
+    assert not verdict.passed
+    assert "pop_all(weights, biases) changed an argument" in verdict.message
+    assert "`weights` now has 0 entries instead of 1" in verdict.message
+    assert s.run(check.format(f="count"), "t").passed
+    verdict = s.run("expect_arguments_unchanged(scale, [np.eye(2)], what='scale', names=['arrays'])", "t")
+    assert not verdict.passed and "`arrays[0]` holds different values" in verdict.message
+
+
+def test_forged_arguments_after_a_call_are_refused() -> None:
+    def forging(request: dict[str, Any]) -> Any:
+        if request["op"] == "describe":
+            return {"ok": True, "names": {"f": {"kind": "function"}}}
+        return {"ok": True, "value": 1, "args_after": {"$course": "os:system"}}
+
+    s = hidden.HiddenTestSession(forging)
+    verdict = s.run("expect_arguments_unchanged(f, 1, what='f', names=['x'])", "t")
+    assert not verdict.passed and "cannot accept" in verdict.message
+
+
+# ---- course functions as arguments ---------------------------------------------------------------------
+
+
+def test_hidden_tests_can_pass_the_course_library_functions_into_student_functions() -> None:
+    s, fake = session({"apply": lambda f, x: f(x)})
+    verdict = s.run(
+        "expect_close(apply(CourseFunction('mlphys.course.activations:relu'), np.array([-1.0, 2.0])), [0.0, 2.0], "
+        "what='apply')",
+        "t",
+    )
+    assert verdict.passed
+    assert '"$course"' in fake.requests[-1]["args"]
+
+
+def test_the_kernel_refuses_to_resolve_anything_outside_the_course_library() -> None:
+    request = {"op": "call", "name": "f", "args": json.dumps([{"$course": "os:system"}]), "kwargs": "{}"}
+    with pytest.raises(wire.WireError):
+        bridge._handle_in({"f": lambda g: g}, request)
+
+
+# ---- one wording of failures ---------------------------------------------------------------------------
+
+
+def test_a_student_exception_names_the_call_by_its_arguments_not_their_values() -> None:
+    s, _ = session({"forward": lambda y, ws, name: 1 / 0})
+    verdict = s.run("forward(np.full((6, 3), 4242.0), [np.eye(3)] * 2, 'relu')", "t")
+    assert not verdict.passed
+    assert verdict.message.startswith(
+        "Calling your `forward` with (an array of shape (6, 3), a list of 2 arrays, 'relu') raised ZeroDivisionError"
+    )
+    assert "4242" not in verdict.message

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy
 import pytest
 
-from mlphys.leaderboard import TIE_BREAK, TRACKS, Entry, pseudonym, rank, write_boards
+from mlphys.assignments.autoencoder_challenge.challenge import CHALLENGE
+from mlphys.leaderboard import TIE_BREAK, BoardSpec, Entry, pseudonym, write_boards
+from mlphys.leaderboard import rank as rank_tracks
 from mlphys.leaderboard.pseudonyms import shown_names
 
 SALT = "course-secret-2025"
@@ -35,6 +37,12 @@ def circles(m: int, size: int = 27) -> numpy.ndarray:
 
 
 ORIGINALS = circles(4)
+SPEC = dataclasses.replace(BoardSpec.of(CHALLENGE), title="Grand Autoencoder Challenge")
+TRACKS = SPEC.tracks
+
+
+def rank(entries: list[Entry], *, final: bool, salt: str | None = None) -> dict:
+    return rank_tracks(entries, TRACKS, final=final, salt=salt)
 
 
 def entry(
@@ -55,13 +63,13 @@ def entry(
         student=student,
         name=name,
         track=track,
-        code_size=9 if track.startswith("MEDIUM") else 3,
+        detail="9" if track.startswith("MEDIUM") else "3",
         public_cost=public,
         private_cost=private,
         submitted_at=None if minute is None else T0 + datetime.timedelta(minutes=minute),
         retrain=retrain,
         retrained_cost=retrained_cost,
-        reconstructions=ORIGINALS * (1 - blur) + blur / 2 if decodes else None,
+        picture=ORIGINALS * (1 - blur) + blur / 2 if decodes else None,
     )
 
 
@@ -92,7 +100,7 @@ PRIVATE = [e.private_cost for e in cohort() if math.isfinite(e.private_cost)]
 
 def build(out: Path, *, final: bool, entries: list[Entry] | None = None) -> dict[str, Path]:
     entries = cohort() if entries is None else entries
-    return write_boards(entries, out, originals=ORIGINALS, final=final, salt=SALT, title=TITLE)
+    return write_boards(entries, out, spec=SPEC, originals=ORIGINALS, final=final, salt=SALT)
 
 
 @pytest.fixture(scope="module")
@@ -170,12 +178,45 @@ def test_every_track_has_a_board_in_the_documented_order() -> None:
 
 def test_malformed_entries_are_refused_with_a_reason() -> None:
     with pytest.raises(ValueError, match="unknown track"):
-        entry("stu_x", 0.1, 0.2, track="EASY/NORMAL")
+        rank([entry("stu_x", 0.1, 0.2, track="EASY/NORMAL")], final=False)
     with pytest.raises(ValueError, match="retrain"):
         entry("stu_x", 0.1, 0.2, retrain="maybe")
-    bad = [dataclasses.replace(cohort()[0], reconstructions=numpy.zeros((3, 27, 27)))]
+    bad = [dataclasses.replace(cohort()[0], picture=numpy.zeros((3, 27, 27)))]
     with pytest.raises(ValueError, match="shape"):
-        write_boards(bad, Path("/nonexistent/never-written"), originals=ORIGINALS, final=False, salt=SALT, title="t")
+        write_boards(bad, Path("/nonexistent/never-written"), spec=SPEC, originals=ORIGINALS, final=False, salt=SALT)
+
+
+def test_a_bad_record_is_skipped_and_reported_and_never_stops_the_board(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A track with a trailing newline once passed validation and then broke `mlphys leaderboard` for everyone."""
+    import os
+    import sys
+
+    from nbgrader.api import Gradebook
+
+    # nbgrader creates a new gradebook with alembic, which it calls by name.
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    from mlphys.grading import records
+    from mlphys.leaderboard import gather
+
+    good = {"stage": "scored", "track": "MEDIUM/NORMAL", "public_cost": 0.01, "private_cost": 0.02, "detail": "9"}
+    bad_entries = [
+        {**good, "track": "MEDIUM/NORMAL\n"},
+        {**good, "public_cost": "0.001"},
+        {**good, "private_cost": None},
+        {**good, "detail": ["<b>"]},
+        "not an entry",
+    ]
+    reported: list[str] = []
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+        records.replace_records(gb, "03", "nb", "honest", {CHALLENGE.key: {"entries": [good]}})
+        records.replace_records(gb, "03", "nb", "mallory", {CHALLENGE.key: {"entries": bad_entries}})
+        records.replace_records(gb, "03", "nb", "broken", {CHALLENGE.key: {"entries": "none"}})
+        found = gather.found_entries(gb, "03", CHALLENGE, reported.append)
+    assert [(f.student, f.entry["track"]) for f in found] == [("honest", "MEDIUM/NORMAL")]
+    assert len(reported) == len(bad_entries) + 1 and all("mallory" in r or "broken" in r for r in reported)
+    assert found[0].recorded_at is not None  # the grader's own clock decides ties, not the student's
 
 
 # --- pseudonyms ------------------------------------------------------------------------------------------------
@@ -253,7 +294,7 @@ def test_csv_and_json_list_every_entry_once_in_board_order(final_board: dict[str
     assert len(rows) == len(cohort())
     assert [r["track"] for r in rows] == sorted((r["track"] for r in rows), key=TRACKS.index)
     first = rows[0]
-    assert (first["rank"], first["name"], first["code_size"], first["private_cost"]) == (
+    assert (first["rank"], first["name"], first["detail"], first["private_cost"]) == (
         "1",
         XSS_SCRIPT,
         "9",
@@ -287,7 +328,7 @@ def test_rebuilding_gives_byte_identical_files(public_board: dict[str, Path], tm
 
 
 def test_an_empty_challenge_still_gives_a_page(tmp_path: Path) -> None:
-    paths = write_boards([], tmp_path / "empty", originals=ORIGINALS[:0], final=False, salt=SALT, title=TITLE)
+    paths = write_boards([], tmp_path / "empty", spec=SPEC, originals=ORIGINALS[:0], final=False, salt=SALT)
     assert paths["html"].read_text(encoding="utf-8").count("No entries yet.") == len(TRACKS)
     assert json.loads(paths["json"].read_text())["boards"] == {track: [] for track in TRACKS}
 

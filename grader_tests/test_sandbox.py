@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -121,7 +122,12 @@ def test_grader_environment_is_not_visible_even_to_pid_1(box: sandbox.Sandbox, m
     monkeypatch.setenv("GRADER_SECRET", "s3cret")
     code = (
         "import os\n"
-        "print(any(b's3cret' in open(f'/proc/{p}/environ', 'rb').read() for p in os.listdir('/proc') if p.isdigit()))"
+        "def shows(pid):\n"
+        "    try:\n"
+        "        return b's3cret' in open(f'/proc/{pid}/environ', 'rb').read()\n"
+        "    except OSError:  # not even readable (the sandbox's PID 1 is not the student's process)\n"
+        "        return False\n"
+        "print(any(shows(p) for p in os.listdir('/proc') if p.isdigit()))"
     )
     assert python(box, code).stdout.strip() == "False"
 
@@ -162,3 +168,24 @@ def test_only_the_course_library_and_kernel_code_are_visible(box: sandbox.Sandbo
     assert [name for name in grader_parts if seen["imports"][name]] == []
     assert [path for path, exists in seen["visible"].items() if exists] == []
     assert (package / "grading").is_dir() and (REPO / "source").is_dir()  # they exist outside the sandbox
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="keyctl's syscall number is the x86_64 one here")
+def test_student_code_is_not_root_on_the_host_and_has_a_fresh_session_keyring(box: sandbox.Sandbox) -> None:
+    """Kernel keyrings created in a sandbox once showed up in the host's /proc/keys as uid 0, outliving it."""
+    import ctypes
+
+    session = "ctypes.CDLL(None, use_errno=True).syscall(250, 0, ctypes.c_int(-3), 0)"  # KEYCTL_GET_KEYRING_ID
+    code = (
+        "import ctypes, os\n"
+        "inside, outside, count = map(int, open('/proc/self/uid_map').read().split()[:3])\n"
+        "print(os.getuid() - inside + outside)\n"
+        f"print({session})\n"
+    )
+    result = python(box, code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    host_uid, keyring = map(int, result.stdout.split())
+    assert host_uid != 0
+    assert host_uid == (sandbox.HOST_USER if os.geteuid() == 0 else os.geteuid())
+    ours = eval(session, {"ctypes": ctypes})
+    assert keyring > 0 and keyring != ours

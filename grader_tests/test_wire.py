@@ -109,3 +109,113 @@ def test_deep_nesting_and_huge_payloads_are_refused() -> None:
         wire.decode("[" * 100 + "]" * 100)
     with pytest.raises(wire.WireError):
         wire.decode(" " * (wire.MAX_BYTES + 1))
+
+
+# ---- memory bombs: a reply's decoded size is bounded by its bytes, checked before anything is built -----
+
+BOMB_ITEMS = 600_000
+
+
+def _bombs() -> dict[str, str]:
+    n = BOMB_ITEMS
+    return {
+        "empty lists": "[" + ",".join(["[]"] * n) + "]",
+        "empty dicts": "[" + ",".join(['{"$dict":{}}'] * (n // 4)) + "]",
+        "empty tuples": "[" + ",".join(['{"$tuple":[]}'] * (n // 4)) + "]",
+        "nested pairs": "[" + ",".join(["[[],[[]]]"] * (n // 3)) + "]",
+        "zeros": "[" + ",".join(["0"] * n) + "]",
+        "empty strings": "[" + ",".join(['""'] * n) + "]",
+        "many keys": '{"$dict":{' + ",".join(f'"{i}":0' for i in range(n // 2)) + "}}",
+        "tiny arrays": "[" + ",".join(['{"$nd":["bool",[0],""]}'] * (n // 6)) + "]",
+        "deep": "[" * (n // 2) + "]" * (n // 2),
+    }
+
+
+def _peak_bytes(text: str) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        wire.decode(text)
+    except wire.WireError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("kind", list(_bombs()))
+def test_a_reply_of_many_small_parts_is_refused_before_it_is_built(kind: str) -> None:
+    text = _bombs()[kind]
+    with pytest.raises(wire.WireError):
+        wire.decode(text)
+    # Measured in the grader's own allocations: at most a few times the reply's bytes (it was 46 times).
+    assert _peak_bytes(text) <= 4 * len(text)
+
+
+def test_any_reply_decodes_within_a_small_multiple_of_its_bytes() -> None:
+    # Just within the floor every reply may use: bounded by that floor, not by the reply's size.
+    text = "[" + ",".join(["[]"] * 20_000) + "]"
+    assert wire.decode(text) == [[]] * 20_000
+    assert _peak_bytes(text) <= wire.SMALL_REPLY_BYTES
+
+
+def test_measuring_ignores_commas_and_brackets_inside_strings() -> None:
+    text = json.dumps(["[{,:" * 200_000, 'a\\"[[[', "\\" * 10])
+    assert wire.decode(text) == ["[{,:" * 200_000, 'a\\"[[[', "\\" * 10]
+
+
+def test_large_honest_replies_still_decode() -> None:
+    arrays = [np.random.default_rng(k).normal(size=(500, 100)) for k in range(20)]
+    assert same(arrays, wire.decode(wire.encode(arrays)))
+    floats = np.random.default_rng(0).normal(size=200_000).tolist()
+    assert wire.decode(wire.encode(floats)) == floats
+    nested = [[np.eye(3), [1.5, "relu"], {"k": (1, 2)}]] * 1000
+    assert same(nested, wire.decode(wire.encode(nested)))
+
+
+def test_the_grader_parses_kernel_replies_through_the_bounded_parser() -> None:
+    import inspect
+
+    from mlphys.grading import kernel
+
+    source = inspect.getsource(kernel.call_kernel)
+    assert "wire.loads(reply_text)" in source and "json.loads" not in source
+
+
+# ---- course functions travel by name and resolve only inside mlphys.course -----------------------------
+
+
+def test_course_functions_travel_by_name_and_resolve_in_the_kernel() -> None:
+    from mlphys.course import activations
+
+    sigmoid = wire.CourseFunction("mlphys.course.activations:sigmoid")
+    text = wire.encode([sigmoid, 1.0])
+    assert json.loads(text)[0] == {"$course": "mlphys.course.activations:sigmoid"}
+    decoded = wire.decode(text, resolve_course=wire.import_course_function)
+    assert decoded[0] is activations.sigmoid
+    assert sigmoid(np.array([0.0]))[0] == 0.5  # callable where it is made, too
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "os:system",
+        "mlphys.grading.checks:expect_true",
+        "mlphys.coursework:x",
+        "mlphys.course.activations:_private",
+        "mlphys.course.activations:np",
+        "mlphys.course:activations",
+        "mlphys.course.activations:sigmoid.__globals__",
+        "mlphys.course..activations:sigmoid",
+    ],
+)
+def test_names_outside_the_course_library_are_refused(name: str) -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode(json.dumps({"$course": name}), resolve_course=wire.import_course_function)
+
+
+def test_the_grader_never_resolves_course_names_from_a_reply() -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode(json.dumps({"$course": "mlphys.course.activations:sigmoid"}))

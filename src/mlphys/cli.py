@@ -27,7 +27,9 @@ from mlphys.demo.case import Case
 from mlphys.demo.cohort import cohort, write_cohort
 from mlphys.leaderboard import gather
 
-CHALLENGES = {"03_autoencoder_challenge"}
+# The demo's challenge secret, used only where the grader's environment sets none (never in a real course:
+# from a public secret anyone can compute the hidden test data).
+DEMO_SECRET = "ml4physics-demo-secret"
 
 
 def nbgrader(course_root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -80,7 +82,7 @@ def demo(course_root: Path, assignments: list[str]) -> int:
                 expected = f"{case.expected_points:g}"
             failures += not ok
             print(f"{case.student:34} {case.kind:10} {score:6g} {expected:>9}  {'ok' if ok else 'WRONG'}")
-        if assignment in CHALLENGES:
+        if assignments.get(assignment).challenge is not None:
             failures += demo_boards(course_root, assignment, cases)
     print(f"\n{'all scores as expected' if not failures else f'{failures} unexpected scores'}")
     return 1 if failures else 0
@@ -99,22 +101,63 @@ def leaderboard(
     gather.run_retraining(course, assignment, retrain_top, students=retrain_students or ())
     out_dir = out or gather.default_out_dir(course_root, assignment)
     paths, is_final, entries = gather.rebuild_boards(course, assignment, out_dir, final=final)
-    print(gather.summary(entries, is_final, course.secret))
+    tracks = assignments.get(assignment).challenge.tracks  # type: ignore[union-attr]
+    print(gather.summary(entries, tracks, is_final, course.secret))
     print(f"\nboards written: {', '.join(str(p) for p in paths.values())}")
     return {"paths": paths, "entries": entries}
 
 
 def demo_boards(course_root: Path, assignment: str, cases: list[Case]) -> int:
-    """Rebuild the demo's boards; check the retraining check flags exactly the cases that break the budget."""
+    """Rebuild the demo's boards; check the retraining check flags exactly the cases that break the budget.
+
+    A check that timed out (a slow machine) proves nothing either way: it is reported, not counted as wrong.
+    """
     print(f"\n{assignment}: leaderboards, with the retraining check")
     built = leaderboard(course_root, assignment, None, None, None)
     flagged = {e.student for e in built["entries"] if e.retrain == "flagged"}
+    timed_out = {e.student for e in built["entries"] if e.retrain == "timed out"}
     expected = {c.student for c in cases if c.flagged_by_retraining}
-    if flagged == expected:
+    if timed_out:
+        print(f"retraining check timed out for {sorted(timed_out)} (raise c.Leaderboard.retrain_timeout)")
+    if flagged <= expected and expected - flagged <= timed_out:
         print(f"retraining check flagged {sorted(flagged)}: as expected")
         return 0
     print(f"retraining check flagged {sorted(flagged)}; expected {sorted(expected)}: WRONG")
     return 1
+
+
+def check(course_root: Path, assignment_ids: list[str]) -> int:
+    """Grade each assignment's reference solution (the source notebook without its hidden tests) through the
+    same engine and configuration as students' submissions, in a scratch copy of the course; print the
+    verdict of every test cell.  Returns 1 unless the reference gets every autograded point."""
+    import json
+    import tempfile
+
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="mlphys-check-") as scratch:
+        root = Path(scratch)
+        shutil.copytree(course_root / "source", root / "source")
+        shutil.copy(course_root / "nbgrader_config.py", root / "nbgrader_config.py")
+        for assignment in assignment_ids:
+            nbgrader(root, "generate_assignment", assignment, "--force")
+            reference = next(c for c in cohort(root, assignment) if c.kind == "reference")
+            write_cohort(root, [reference])
+            nbgrader(root, "autograde", assignment, "--force", "--student", reference.student, check=False)
+            nbgrader(root, "export")
+            score = read_scores(root).get((assignment, reference.student), 0.0)
+            plugin = assignments.get(assignment)
+            print(f"\n{assignment}: reference solution {score:g} of {reference.expected_points:g} autograded points")
+            graded = root / "autograded" / reference.student / assignment / f"{plugin.notebook}.ipynb"
+            cells = json.loads(graded.read_text())["cells"] if graded.exists() else []
+            for cell in cells:
+                grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                verdicts = [o for o in cell.get("outputs", []) if o.get("ename") in ("HiddenTestFailed", "NotGraded")]
+                passed = [o for o in cell.get("outputs", []) if "Hidden tests passed" in "".join(o.get("text", ""))]
+                if verdicts or passed:
+                    status = "passed" if passed and not verdicts else "FAILED: " + verdicts[0].get("evalue", "")
+                    print(f"  {grade_id:28} {status}")
+            failures += score != reference.expected_points
+    return 1 if failures else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,9 +182,19 @@ def main(argv: list[str] | None = None) -> int:
     which = p_board.add_mutually_exclusive_group()
     which.add_argument("--final", dest="final", action="store_true", default=None, help="rank by the private split")
     which.add_argument("--public", dest="final", action="store_false", help="rank by the public split")
+    p_check = sub.add_parser(
+        "check", help="grade the instructor's reference solution through the engine and print each test's verdict"
+    )
+    p_check.add_argument("assignments", nargs="*", default=list(assignments.registry()))
+    p_check.add_argument("--root", type=Path, default=Path.cwd())
     args = parser.parse_args(argv)
+    if args.command in ("demo", "check") and not os.environ.get("MLPHYS_CHALLENGE_SECRET"):
+        # The demo's own course: a fixed secret, so that its cohort always meets the same hidden data.
+        os.environ["MLPHYS_CHALLENGE_SECRET"] = DEMO_SECRET
     if args.command == "demo":
         return demo(args.root.resolve(), args.assignments)
+    if args.command == "check":
+        return check(args.root.resolve(), args.assignments)
     if args.command == "leaderboard":
         leaderboard(args.root.resolve(), args.assignment, args.retrain_top, args.final, args.out, args.retrain_student)
         return 0

@@ -914,6 +914,20 @@ def cases(materials: Materials) -> list[Case]:
             "print('still alive')\n",
         )
 
+    nb_case(
+        "execution_count_string",
+        "Reference solution whose kernel reports execution counts that are not integers.",
+        lambda m, c, d: prepend(
+            m.reference(),
+            "_k = get_ipython().kernel\n"
+            "_parent = _k.get_parent('shell')\n"
+            "_k.session.send(_k.iopub_socket, 'execute_result', {'data': {'text/plain': 'forged'}, 'metadata': {},\n"
+            "                'execution_count': 'not a number'}, parent=_parent)\n"
+            "_k.session.send(_k.iopub_socket, 'execute_input', {'code': '', 'execution_count': 'not a number'},\n"
+            "                parent=_parent)\n",
+        ),
+        full,
+    )
     nb_case("fork_bomb", "Reference solution + a fork bomb (bash and os.fork) after the last cell.", fork_bomb, full)
     nb_case(
         "memory_12gb",

@@ -1,89 +1,68 @@
-"""Scoring the Grand Autoencoder Challenge in the trusted grader.
+"""Challenges: entries scored in the trusted grader and kept for the leaderboards.
 
-For each track a student enters, :func:`score_challenge`
+An assignment with a leaderboard gives its folder a :class:`Challenge` (see :mod:`mlphys.assignments`).
+The engine does what is the same for every challenge:
 
-1. loads the submitted weights here, with ``torch.load(weights_only=True)`` (no pickled code runs) and a
-   size limit, and keeps only plain float tensors;
-2. runs the student's ``Encoder`` in one fresh sandboxed kernel, built from their architecture cell
-   alone, on hidden images drawn from the course secret (which never enters a sandbox);
-3. validates the codes here (at most k finite numbers per image) and rounds each to half precision, so
-   that no image can travel through the bottleneck inside float mantissas;
-4. runs the ``Decoder`` in a second, separate fresh kernel that receives only those codes: it never
-   sees an image, and nothing the encoder's kernel wrote or set reaches it;
-5. computes the mean squared pixel error here, separately on the public and the private split.
+1. reads which tracks the student entered (``TRACKS``) and whether their name may be shown
+   (``SHOW_MY_NAME``), as validated plain data from the student's kernel;
+2. finds each track's weights file in the submission and loads it here with :func:`load_weights`: sizes
+   are checked before anything is materialised, ``torch.load(weights_only=True)`` runs no pickled code,
+   and only plain number arrays are kept;
+3. hands the weights to the challenge's :meth:`Challenge.score`, which may run the student's modules in
+   fresh sandboxed kernels (:class:`FreshKernel`) on hidden data drawn from the course secret, and computes
+   the cost here, on a public and a private split;
+4. records every entry with the student's solution cells, for the leaderboard and its retraining check.
 
-:func:`retrain_entry` is the budget check: it trains the architecture afresh with the student's own
-``train`` on exactly the track's budget of images, scores the result the same way and says whether it
-reproduces the submitted cost.
+A board ranks by a *cost*, lower is better; a challenge whose natural score grows with quality (a
+log-likelihood, a return) reports its negative and says so in ``metric``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
-import os
+import time
 import typing as t
+import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from mlphys.course import autoencoder
-from mlphys.course.circles import IMAGE_SIZE, circle_images
 from mlphys.grading.hidden import StudentError, StudentFunction
-from mlphys.grading.isolated import CellFailed, Isolation, KernelProblem, run_fresh
-from mlphys.grading.submission import MISSING, Submission
+from mlphys.grading.isolated import CellFailed, Isolation, KernelProblem, KernelTimeout, run_fresh
 from mlphys.kernel import wire
 
-RECORD_KEY = "autoencoder_challenge"
-PUBLIC_IMAGES = 500
-PRIVATE_IMAGES = 500
-SHOWN_IMAGES = 6  # decodings of the first public images, kept for the leaderboard page
+if t.TYPE_CHECKING:
+    from mlphys.grading.submission import Submission
+
 MAX_WEIGHTS_BYTES = 20 * 2**20
 MAX_PARAMETERS = 5_000_000
-ARCHITECTURE_CELL = "architecture"
-TRAINING_CELL = "training"
-# What the architecture cell may rely on, as the notebook says.
-PREAMBLE = "import numpy as np\nimport torch\nfrom torch import nn\n"
-_HELPERS = (
-    "from mlphys.course.autoencoder import run_encoder as __mlphys_run_encoder, "
-    "run_decoder as __mlphys_run_decoder, retrain as __mlphys_retrain"
-)
+MAX_PROBLEM_CHARS = 300  # student-controlled text in a problem, after the kernel saw hidden data
 
 
 class EntryProblem(Exception):
     """Why an entry cannot be scored, in words the student can act on."""
 
 
-@functools.lru_cache(maxsize=4)
-def hidden_images(secret: str) -> dict[str, np.ndarray]:
-    """The public and private test images of a course, drawn from its secret (uint8, 0 or 1)."""
-    digest = hashlib.sha256(f"autoencoder-challenge:{secret}".encode()).digest()
-    public, private = np.random.SeedSequence(int.from_bytes(digest[:16], "little")).spawn(2)
-    return {
-        "public": circle_images(PUBLIC_IMAGES, np.random.default_rng(public)).astype(np.uint8),
-        "private": circle_images(PRIVATE_IMAGES, np.random.default_rng(private)).astype(np.uint8),
-    }
-
-
 @dataclasses.dataclass
 class Scored:
-    """One entry's result; ``stage`` says how far it got: weights, encoder, decoder or scored."""
+    """One entry's result; ``stage`` says how far it got ("weights", then the challenge's own stages, "scored")."""
 
     track: str
     stage: str = "weights"
     problem: str | None = None
-    code_size: int | None = None
     public_cost: float | None = None
     private_cost: float | None = None
-    reconstructions: np.ndarray | None = None
+    detail: str = ""  # a few words the boards show beside the cost (e.g. "code of 9")
+    picture: np.ndarray | None = None  # what the page shows of a top entry (e.g. decoded public images)
     weights_sha256: str | None = None
 
     def to_record(self) -> dict[str, t.Any]:
         """Plain JSON data for the gradebook's record table."""
         data = dataclasses.asdict(self)
-        if self.reconstructions is not None:
-            data["reconstructions"] = np.round(self.reconstructions.astype(float), 3).tolist()
+        if self.picture is not None:
+            data["picture"] = np.round(self.picture.astype(float), 3).tolist()
         return data
 
 
@@ -94,352 +73,328 @@ class ChallengeResult:
     show_name: bool = False
 
 
+@dataclasses.dataclass
+class RetrainResult:
+    """The verdict of a retraining check: "reproduced", "flagged" (the entry breaks the rules), or
+    "timed out" (the check could not finish: nothing is known, nothing is held against the entry)."""
+
+    status: str
+    retrained_cost: float | None
+    message: str
+
+
+class Challenge:
+    """What an assignment's challenge must say and do; the engine and the leaderboard do the rest.
+
+    In the spirit of Gymnasium's ``Env``: a subclass sets the class attributes and implements
+    :meth:`weights_filename` and :meth:`score`; :meth:`retrain` and :meth:`page_originals` are optional.
+    """
+
+    key: str  # name of its records in the gradebook
+    title: str
+    tracks: tuple[str, ...]  # the boards, in display order
+    track_notes: t.ClassVar[Mapping[str, str]] = {}
+    metric: str = "cost"  # what the cost measures, for the boards' captions
+    detail_label: str = ""  # column title of ``Scored.detail``
+    picture_caption: str = ""  # under the top entries' pictures on the page
+    picture_cmap: str = "gray_r"  # as the notebook draws them
+    weights_parts: tuple[str, ...] = ()  # keys of the dict in a weights file
+    max_weights_bytes: int = MAX_WEIGHTS_BYTES
+    max_parameters: int = MAX_PARAMETERS
+    cells: tuple[str, ...] = ()  # grade ids of the solution cells kept with an entry (to rebuild or retrain it)
+    preamble: str = ""  # what the student's cells may rely on when they run on their own
+    kernel_source: str = ""  # the in-kernel half: run after the student's cells in every fresh kernel
+
+    def weights_filename(self, track: str) -> str:
+        raise NotImplementedError
+
+    def check_track(self, track: t.Any) -> str:
+        """``track`` if it is one of this challenge's, else EntryProblem."""
+        if type(track) is not str or track not in self.tracks:
+            raise EntryProblem(f"{str(track)[:60]!r} is not a track; choose one of {', '.join(self.tracks)}.")
+        return track
+
+    def score(self, track: str, state: dict[str, dict[str, np.ndarray]], context: Scoring) -> Scored:
+        """Score loaded weights on the hidden data; set ``problem`` (never raise) when the entry fails."""
+        raise NotImplementedError
+
+    def retrain(self, track: str, submitted_cost: float, context: Scoring) -> RetrainResult | None:
+        """Retrain the entry from its own cells within the track's rules; None: this challenge has no such check."""
+        return None
+
+    def page_originals(self, secret: str) -> np.ndarray | None:
+        """The public data the page shows above the top entries' pictures, or None."""
+        return None
+
+
+class TimeUp(Exception):
+    """The time a grading step may take is spent."""
+
+
+@dataclasses.dataclass
+class Scoring:
+    """What a challenge may use while it scores or retrains one entry."""
+
+    challenge: Challenge
+    secret: str
+    isolation: Isolation
+    cells: Mapping[str, str]  # the student's solution cells, by grade id
+    deadline: float | None = None  # time.monotonic() by which everything must be done
+
+    def time_left(self) -> float:
+        if self.deadline is None:
+            return self.isolation.timeout
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 1:
+            raise TimeUp("the time for grading this notebook is spent")
+        return remaining
+
+    def fresh_kernel(self, cell_ids: Sequence[str]) -> FreshKernel:
+        """Calls into brand-new sandboxed kernels built from the preamble, these student cells and the kernel half."""
+        cells = [self.challenge.preamble, *(self.cells.get(c, "") for c in cell_ids), self.challenge.kernel_source]
+        return FreshKernel(self, list(cell_ids), cells)
+
+
+class FreshKernel:
+    """Each call runs in a kernel of its own, so nothing one call leaves behind (files, module state) reaches
+    another.  Failures become :class:`EntryProblem` in words a student can act on."""
+
+    def __init__(self, scoring: Scoring, cell_ids: list[str], cells: list[str]) -> None:
+        self.scoring, self.cell_ids, self.cells = scoring, cell_ids, cells
+
+    def call(self, helper: str, *args: t.Any, what: str, saw_hidden_data: bool = True) -> t.Any:
+        """``helper(*args)`` in a fresh kernel; validated plain data back.  ``what`` names the student's part."""
+        total = self.scoring.time_left()
+        isolation = dataclasses.replace(self.scoring.isolation, timeout=min(self.scoring.isolation.timeout, total))
+
+        def transport(request: dict[str, t.Any]) -> t.Any:
+            return run_fresh(isolation, self.cells, request, deadline=time.monotonic() + total)
+
+        try:
+            return StudentFunction(helper, transport)(*args)
+        except StudentError as exc:
+            if saw_hidden_data:
+                # Its message (even the exception's class name) is the student's text and could carry the
+                # hidden data out: say only which builtin exception it was.
+                raise EntryProblem(
+                    f"Your {what} raised {_builtin_name(exc.type_name)} while it ran on the hidden test data. Its "
+                    f"message is not shown, since it could carry that data: run your {what} on data of your own "
+                    "in the notebook to see it."
+                ) from None
+            raise EntryProblem(f"Your {what} raised {exc.type_name}: {_bounded(exc.message)}") from None
+        except CellFailed as exc:
+            names = " and ".join(f"`{c}`" for c in self.cell_ids) or "solution"
+            given = self._preamble_words()
+            raise EntryProblem(
+                f"Your {names} cell raised {exc.ename}: {_bounded(exc.evalue)} when run on its own. Only that cell "
+                f"is used to rebuild your {what}" + (f" (with {given})" if given else "")
+                + ": it must define everything your network needs, without relying on other cells."
+            ) from None
+        except KernelTimeout:
+            raise TimeUp(f"your {what} did not finish in time") from None
+        except KernelProblem as exc:
+            raise EntryProblem(f"Running your {what} failed: {exc}.") from None
+        except wire.WireError as exc:
+            raise EntryProblem(f"Your {what} handed back data the grader cannot accept ({exc}).") from None
+
+    def _preamble_words(self) -> str:
+        lines = [line for line in self.scoring.challenge.preamble.splitlines() if line.strip()]
+        return ", ".join(f"`{line}`" for line in lines)
+
+
+def _builtin_name(type_name: str) -> str:
+    """The name of a builtin exception class, or a neutral phrase for anything else."""
+    import builtins
+
+    found = getattr(builtins, type_name, None) if type_name.isidentifier() else None
+    return f"a {type_name}" if isinstance(found, type) and issubclass(found, BaseException) else "an exception"
+
+
+def _bounded(text: str) -> str:
+    """Student-controlled text, cut short and reduced to printable characters."""
+    clean = "".join(ch if ch.isprintable() else " " for ch in text)
+    return clean if len(clean) <= MAX_PROBLEM_CHARS else clean[:MAX_PROBLEM_CHARS] + " [...]"
+
+
 # ---- loading weights -------------------------------------------------------------------------------
 
 
-def load_weights(path: Path, max_bytes: int = MAX_WEIGHTS_BYTES) -> dict[str, dict[str, np.ndarray]]:
-    """``{"encoder": {...}, "decoder": {...}}`` of float arrays from a weights file, or EntryProblem."""
-    import torch
+def load_weights(
+    path: Path, parts: Sequence[str], max_bytes: int = MAX_WEIGHTS_BYTES, max_parameters: int = MAX_PARAMETERS
+) -> dict[str, dict[str, np.ndarray]]:
+    """``{part: {name: array}}`` of plain number arrays from a weights file, or EntryProblem.
 
+    Every size is checked before it is materialised: the file, the sizes its archive states (torch's
+    format is an uncompressed zip; a compressed member could inflate), and the element count of every
+    tensor (tensors that share storage, or have stride 0, would be copied into much more memory).
+    """
     size = path.stat().st_size
     if size > max_bytes:
         raise EntryProblem(
             f"Your weights file {path.name} has {size / 2**20:.1f} MB; at most {max_bytes / 2**20:.0f} MB are allowed."
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickled code, a corrupt file, anything not plain tensors
-        first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise EntryProblem(
-            f"Your weights file {path.name} cannot be loaded as plain tensors (torch.load with weights_only=True "
-            f"refused it: {first_line}). Save it with save_entry."
-        ) from None
-    return _plain_state(state, path.name)
-
-
-def _plain_state(state: t.Any, name: str) -> dict[str, dict[str, np.ndarray]]:
+    _check_archive(path, max_bytes)
     import torch
 
-    if not isinstance(state, dict) or set(state) != {"encoder", "decoder"}:
-        raise EntryProblem(f"{name} must hold a dict with exactly the keys 'encoder' and 'decoder' (use save_entry).")
-    plain: dict[str, dict[str, np.ndarray]] = {}
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=False)
+    except Exception as exc:  # pickled code, a corrupt file, anything not plain tensors
+        reason = _bounded(" ".join(str(exc).split())) if str(exc).strip() else type(exc).__name__
+        raise EntryProblem(
+            f"Your weights file {path.name} cannot be loaded as plain tensors: the grader loads it with "
+            f"torch.load(weights_only=True), which refused it ({reason}). Save your weights as the notebook "
+            "does, with plain tensors only."
+        ) from None
+    return plain_state(state, path.name, parts, max_parameters)
+
+
+def _check_archive(path: Path, max_bytes: int) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError):
+        raise EntryProblem(
+            f"Your weights file {path.name} is not a file saved with torch.save (a zip archive)."
+        ) from None
+    if any(m.compress_type != zipfile.ZIP_STORED for m in members) or sum(m.file_size for m in members) > max_bytes:
+        raise EntryProblem(
+            f"Your weights file {path.name} holds compressed or oversized data; save it with torch.save as the "
+            "notebook does."
+        )
+
+
+def plain_state(
+    state: t.Any, name: str, parts: Sequence[str], max_parameters: int = MAX_PARAMETERS
+) -> dict[str, dict[str, np.ndarray]]:
+    """Check a loaded state (``{part: {param: tensor or array}}``) and copy it into fresh numpy arrays."""
+    import torch
+
+    wanted = " and ".join(repr(p) for p in parts)
+    if not isinstance(state, dict) or set(state) != set(parts):
+        raise EntryProblem(f"{name} must hold a dict with exactly the keys {wanted}.")
     count = 0
-    for part in ("encoder", "decoder"):
+    for part in parts:
         tensors = state[part]
         if not isinstance(tensors, dict):
-            raise EntryProblem(f"{name}: '{part}' must be a state dict of tensors.")
-        plain[part] = {}
+            raise EntryProblem(f"{name}: {part!r} must be a state dict of tensors.")
         for key, value in tensors.items():
-            if type(key) is not str or not (isinstance(value, torch.Tensor) or isinstance(value, np.ndarray)):
-                raise EntryProblem(f"{name}: '{part}' must map parameter names to tensors.")
+            if type(key) is not str or not isinstance(value, torch.Tensor | np.ndarray):
+                raise EntryProblem(f"{name}: {part!r} must map parameter names to tensors.")
+            count += int(value.numel() if isinstance(value, torch.Tensor) else value.size)
+            if count > max_parameters:
+                raise EntryProblem(f"{name} holds more than {max_parameters:,} numbers, the most allowed.")
+    plain: dict[str, dict[str, np.ndarray]] = {}
+    for part in parts:
+        plain[part] = {}
+        for key, value in state[part].items():
             array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
             if array.dtype.kind not in "fiub":
                 raise EntryProblem(f"{name}: parameter {key!r} has dtype {array.dtype}; only numbers are allowed.")
-            count += array.size
             plain[part][key] = np.array(array, copy=True)
-    if count > MAX_PARAMETERS:
-        raise EntryProblem(f"{name} holds {count:,} numbers; at most {MAX_PARAMETERS:,} are allowed.")
     return plain
 
 
-# ---- running the student's modules --------------------------------------------------------------------
+# ---- scoring a submission ---------------------------------------------------------------------------
 
 
-class SandboxRunner:
-    """Each call builds the student's modules in a brand-new sandboxed kernel from their cell sources."""
-
-    def __init__(self, isolation: Isolation, cells: list[str]) -> None:
-        self.isolation = isolation
-        self.cells = [PREAMBLE, *cells, _HELPERS]
-
-    def _call(self, helper: str, *args: t.Any) -> t.Any:
-        def transport(request: dict[str, t.Any]) -> t.Any:
-            return run_fresh(self.isolation, self.cells, request)
-
-        return StudentFunction(helper, transport)(*args)
-
-    def encode(self, code_size: int, state: dict[str, np.ndarray], images: np.ndarray) -> t.Any:
-        return self._call("__mlphys_run_encoder", wire.RemoteRef("Encoder"), code_size, state, images)
-
-    def decode(self, code_size: int, state: dict[str, np.ndarray], codes: np.ndarray) -> t.Any:
-        return self._call("__mlphys_run_decoder", wire.RemoteRef("Decoder"), code_size, state, codes)
-
-    def retrain(self, code_size: int, budget: int, seed: int) -> t.Any:
-        refs = (wire.RemoteRef("Encoder"), wire.RemoteRef("Decoder"), wire.RemoteRef("train"))
-        return self._call("__mlphys_retrain", *refs, code_size, budget, seed)
-
-
-class InProcessRunner:
-    """The instructor running their own notebook: the same steps, with the classes of their kernel."""
-
-    def __init__(self, namespace: dict[str, t.Any]) -> None:
-        self.ns = namespace
-
-    def _get(self, name: str) -> t.Any:
-        if name not in self.ns:
-            raise EntryProblem(f"The notebook does not define {name}.")
-        return self.ns[name]
-
-    def encode(self, code_size: int, state: dict[str, np.ndarray], images: np.ndarray) -> t.Any:
-        return autoencoder.run_encoder(self._get("Encoder"), code_size, state, images)
-
-    def decode(self, code_size: int, state: dict[str, np.ndarray], codes: np.ndarray) -> t.Any:
-        return autoencoder.run_decoder(self._get("Decoder"), code_size, state, codes)
-
-    def retrain(self, code_size: int, budget: int, seed: int) -> t.Any:
-        return autoencoder.retrain(
-            self._get("Encoder"), self._get("Decoder"), self._get("train"), code_size, budget, seed
-        )
-
-
-Runner = SandboxRunner | InProcessRunner
-
-
-def _run_student(what: str, call: t.Callable[[], t.Any]) -> t.Any:
-    try:
-        return call()
-    except StudentError as exc:
-        raise EntryProblem(f"Your {what} raised {exc.type_name}: {exc.message}") from None
-    except CellFailed as exc:
-        cell = "architecture" if what in ("Encoder", "Decoder") else "architecture or training"
+def _entered_tracks(challenge: Challenge, value: t.Any) -> list[str]:
+    if not isinstance(value, list | tuple) or not value or len(value) > len(challenge.tracks):
         raise EntryProblem(
-            f"Your {cell} cell raised {exc.ename}: {exc.evalue} when run on its own (with numpy as np, torch and "
-            "`from torch import nn` imported): it must contain everything your network needs."
-        ) from None
-    except KernelProblem as exc:
-        raise EntryProblem(f"Running your {what} failed: {exc}.") from None
-    except wire.WireError as exc:
-        raise EntryProblem(f"Your {what} handed back data the grader cannot accept ({exc}).") from None
-
-
-# ---- validating what comes back --------------------------------------------------------------------
-
-
-def validate_codes(value: t.Any, n: int, code_limit: int) -> np.ndarray:
-    """(n, k) float32 codes, each number rounded to half precision; EntryProblem if not acceptable."""
-    if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu" or value.ndim < 1 or len(value) != n:
-        shape = getattr(value, "shape", None)
-        raise EntryProblem(
-            f"Your Encoder must return one code per image, shape ({n}, k); it returned "
-            f"{type(value).__name__}{' of shape ' + str(shape) if shape is not None else ''}."
+            f"TRACKS must be a list of tracks such as [{challenge.tracks[0]!r}], one or more of "
+            f"{', '.join(challenge.tracks)}."
         )
-    codes = value.reshape(n, -1).astype(np.float64)
-    if codes.shape[1] > code_limit:
-        raise EntryProblem(
-            f"Your Encoder's code has {codes.shape[1]} numbers per image; this track allows at most {code_limit}."
-        )
-    if not np.all(np.isfinite(codes)):
-        raise EntryProblem("Your Encoder returned codes that are not finite (NaN or infinity).")
-    with np.errstate(over="ignore"):
-        rounded = codes.astype(np.float16)
-    if not np.all(np.isfinite(rounded)):
-        raise EntryProblem("Your Encoder returned code numbers beyond +-65504, which half precision cannot hold.")
-    return rounded.astype(np.float32)
+    tracks: list[str] = []
+    for track in value:
+        checked = challenge.check_track(track)
+        if checked not in tracks:
+            tracks.append(checked)
+    return tracks
 
 
-def validate_images(value: t.Any, n: int) -> np.ndarray:
-    """(n, 27, 27) float64 decoded images; EntryProblem if not acceptable."""
-    want = (n, IMAGE_SIZE, IMAGE_SIZE)
-    if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu" or value.shape != want:
-        shape = getattr(value, "shape", None)
-        raise EntryProblem(
-            f"Your Decoder must return images of shape {want}; it returned "
-            f"{type(value).__name__}{' of shape ' + str(shape) if shape is not None else ''}."
-        )
-    images = value.astype(np.float64)
-    if not np.all(np.isfinite(images)):
-        raise EntryProblem("Your Decoder returned pixels that are not finite (NaN or infinity).")
-    return images
-
-
-# ---- scoring ---------------------------------------------------------------------------------------
-
-
-def score_state(
-    track: str, state: dict[str, dict[str, np.ndarray]], runner: Runner, secret: str, entry: Scored | None = None
-) -> Scored:
-    """Score weights already loaded: encoder, validated codes, decoder, cost. Never raises EntryProblem."""
-    entry = entry or Scored(track)
-    code_limit, _ = autoencoder.parse_track(track)
-    split = hidden_images(secret)
-    images = np.concatenate([split["public"], split["private"]])
-    try:
-        entry.stage = "encoder"
-        raw_codes = _run_student("Encoder", lambda: runner.encode(code_limit, state["encoder"], images))
-        codes = validate_codes(raw_codes, len(images), code_limit)
-        entry.code_size = int(codes.shape[1])
-        entry.stage = "decoder"
-        raw_images = _run_student("Decoder", lambda: runner.decode(code_limit, state["decoder"], codes))
-        decoded = validate_images(raw_images, len(images))
-    except EntryProblem as exc:
-        entry.problem = str(exc)
-        return entry
-    errors = (decoded - images) ** 2
-    entry.public_cost = float(errors[:PUBLIC_IMAGES].mean())
-    entry.private_cost = float(errors[PUBLIC_IMAGES:].mean())
-    entry.reconstructions = decoded[:SHOWN_IMAGES].astype(np.float32)
-    entry.stage = "scored"
-    return entry
-
-
-def score_track(submission: Submission, track: str, runner: Runner) -> Scored:
+def score_track(challenge: Challenge, submission: Submission, track: str, context: Scoring) -> Scored:
     """Score the entry of one track from its weights file."""
     entry = Scored(track)
-    name = autoencoder.weights_filename(track)
+    name = challenge.weights_filename(track)
     path = submission.file(name)
     if path is None:
         entry.problem = (
             f"There is no weights file {name} in your submission. Run the training cell, which saves it, and "
-            "submit it together with the notebook."
+            "submit it together with the notebook (the grader does not train your network)."
         )
         return entry
     entry.weights_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     try:
-        state = load_weights(path)
+        state = load_weights(path, challenge.weights_parts, challenge.max_weights_bytes, challenge.max_parameters)
+        scored = challenge.score(track, state, context)
     except EntryProblem as exc:
         entry.problem = str(exc)
         return entry
-    return score_state(track, state, runner, submission.secret, entry)
-
-
-def _tracks(value: t.Any) -> list[str]:
-    if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) for v in value):
-        raise EntryProblem(
-            f"TRACKS must be a list of tracks such as ['MEDIUM/NORMAL'], one or more of {autoencoder.TRACKS}."
+    except TimeUp as exc:
+        entry.problem = (
+            f"Scoring your entry ran out of time ({exc}). Make your network's forward pass faster (it runs on a "
+            "few hundred hidden examples), and keep slow work out of the cells it is rebuilt from."
         )
-    tracks: list[str] = []
-    for track in value:
-        try:
-            autoencoder.parse_track(track)
-        except ValueError as exc:
-            raise EntryProblem(str(exc)) from None
-        if track not in tracks:
-            tracks.append(track)
-    return tracks
+        return entry
+    scored.weights_sha256 = entry.weights_sha256
+    return scored
 
 
-def score_challenge(submission: Submission) -> ChallengeResult:
+def score_challenge(submission: Submission, challenge: Challenge) -> ChallengeResult:
     """Score every track the student entered; keep the results for the leaderboard.  Never raises."""
-    # Every hidden block of the notebook may ask; the entries are scored once per grading run.  Keys
-    # starting with "_" stay in this run (SaveRecords stores only the others).
-    cached = submission.records.get("_autoencoder_result")
+    # Every hidden block of the notebook may ask; the entries are scored once per grading run.
+    cached = submission.cache.get(challenge.key)
     if isinstance(cached, ChallengeResult):
         return cached
     show_name = submission.value("SHOW_MY_NAME", False) is True
     try:
-        tracks = _tracks(submission.value("TRACKS", None))
+        tracks = _entered_tracks(challenge, submission.value("TRACKS", None))
     except EntryProblem as exc:
-        failed = Scored("MEDIUM/NORMAL", problem=str(exc))
-        return ChallengeResult({}, failed, show_name)
-    runner: Runner
-    if submission.in_process is not None:
-        runner = InProcessRunner(submission.in_process)
-    else:
-        runner = SandboxRunner(submission.isolation, [submission.cell_source(ARCHITECTURE_CELL) or ""])
-    entries = {track: score_track(submission, track, runner) for track in tracks}
+        result = ChallengeResult({}, Scored(challenge.tracks[0], problem=str(exc)), show_name)
+        submission.cache[challenge.key] = result
+        return result
+    context = submission.scoring(challenge)
+    entries = {track: score_track(challenge, submission, track, context) for track in tracks}
     result = ChallengeResult(entries, entries[tracks[0]], show_name)
-    submission.records["_autoencoder_result"] = result
+    submission.cache[challenge.key] = result
     submission.record(
-        RECORD_KEY,
+        challenge.key,
         {
             "show_name": show_name,
             "entries": [e.to_record() for e in entries.values()],
-            "cells": {cell: submission.cell_source(cell) or "" for cell in (ARCHITECTURE_CELL, TRAINING_CELL)},
+            "cells": {cell: submission.cell_source(cell) or "" for cell in challenge.cells},
         },
     )
     return result
 
 
-def instructor_submission(namespace: dict[str, t.Any], folder: str | Path = ".") -> Submission:
-    """The instructor's own notebook, scored in its own kernel (no sandbox: it is their code)."""
-
-    def lookup(name: str) -> t.Any:
-        return namespace.get(name, MISSING)
-
-    return Submission(
-        files=Path(folder),
-        cells={},
-        lookup=lookup,
-        isolation=Isolation(),
-        secret=os.environ.get("MLPHYS_CHALLENGE_SECRET", "instructor-check"),
-        records={},
-        in_process=namespace,
-    )
+# ---- what hidden tests assert -----------------------------------------------------------------------
 
 
-# ---- what the hidden tests assert ------------------------------------------------------------------
-
-
-def expect_valid_codes(entry: Scored) -> None:
-    """The weights load, and the encoder gives at most k finite numbers per image."""
-    if entry.stage in ("weights", "encoder"):
-        raise AssertionError(entry.problem or "Your entry could not be scored.")
-
-
-def expect_valid_images(entry: Scored) -> None:
-    """The decoder turns the codes into finite images of the right shape."""
-    if entry.stage != "scored":
+def expect_scored(entry: Scored) -> None:
+    """The entry got a cost on the hidden data."""
+    if entry.stage != "scored" or entry.public_cost is None or not np.isfinite(entry.public_cost):
         raise AssertionError(entry.problem or "Your entry could not be scored.")
 
 
 def expect_cost_below(entry: Scored, band: float) -> None:
-    """The cost on the public hidden images is below ``band``."""
-    expect_valid_images(entry)
+    """The cost on the public hidden data is below ``band`` (NaN never is)."""
+    expect_scored(entry)
     assert entry.public_cost is not None
     if not entry.public_cost < band:
         raise AssertionError(
-            f"Your cost on the public hidden images is {entry.public_cost:.4f}; this test needs below {band:g}."
+            f"Your cost on the public hidden data is {entry.public_cost:.4g}; this test needs below {band:g}."
         )
 
 
-# ---- the budget check ------------------------------------------------------------------------------
+def hidden_names(challenge: Challenge) -> dict[str, t.Any]:
+    """What the hidden tests of a challenge assignment see besides the kit."""
+
+    def score(submission: Submission) -> ChallengeResult:
+        return score_challenge(submission, challenge)
+
+    return {"score_challenge": score, "expect_scored": expect_scored, "expect_cost_below": expect_cost_below}
 
 
-@dataclasses.dataclass
-class RetrainResult:
-    status: str  # "reproduced" | "flagged"
-    retrained_cost: float | None
-    message: str
-
-
-def retrain_entry(
-    cells: dict[str, str],
-    track: str,
-    submitted_cost: float,
-    *,
-    isolation: Isolation,
-    secret: str,
-    seed: int = 0,
-    rel_tol: float = 0.3,
-    abs_tol: float = 0.0005,
-    runner: Runner | None = None,
-) -> RetrainResult:
-    """Retrain an entry from fresh initialisation with its own ``train`` under the track's budget.
-
-    It reproduces when the retrained public cost is at most ``submitted * (1 + rel_tol) + abs_tol``.
-    Fresh seeds moved the reference entry's cost by a few percent; the same network trained on 3.3
-    times the budget comes out about 45 % lower, well outside the band.
-    """
-    code_limit, budget = autoencoder.parse_track(track)
-    runner = runner or SandboxRunner(isolation, [cells.get(ARCHITECTURE_CELL, ""), cells.get(TRAINING_CELL, "")])
-    try:
-        raw = _run_student("train", lambda: runner.retrain(code_limit, budget, seed))
-        if not isinstance(raw, dict) or not isinstance(raw.get("images_used"), int):
-            raise EntryProblem("retraining handed back something other than trained weights")
-        if raw["images_used"] > budget:
-            raise EntryProblem(f"training took {raw['images_used']} images from a budget of {budget}")
-        state = _plain_state({"encoder": raw.get("encoder"), "decoder": raw.get("decoder")}, "the retrained weights")
-    except EntryProblem as exc:
-        return RetrainResult("flagged", None, f"Retraining failed: {exc}")
-    scored = score_state(track, state, runner, secret)
-    if scored.public_cost is None:
-        return RetrainResult("flagged", None, f"The retrained entry could not be scored: {scored.problem}")
-    limit = submitted_cost * (1 + rel_tol) + abs_tol
-    if scored.public_cost <= limit:
-        return RetrainResult("reproduced", scored.public_cost, f"retrained cost {scored.public_cost:.4f}")
-    return RetrainResult(
-        "flagged",
-        scored.public_cost,
-        f"retrained within the budget the cost is {scored.public_cost:.4f}, not {submitted_cost:.4f} "
-        f"(allowed up to {limit:.4f})",
-    )
+def within_tolerance(retrained: float, submitted: float, rel_tol: float, abs_tol: float) -> bool:
+    """The retraining rule: reproduced when retrained <= submitted * (1 + rel_tol) + abs_tol (NaN never is)."""
+    return bool(retrained <= submitted * (1 + rel_tol) + abs_tol)

@@ -2,42 +2,34 @@
 
 :class:`SandboxedExecute` replaces nbgrader's ``Execute`` preprocessor.  For every notebook it
 
-1. copies the submission's regular files into a fresh sandbox work directory;
-2. starts an ``ipykernel`` inside the sandbox and runs the notebook's cells in order, but only the
-   visible part of each test cell; the hidden part never reaches the kernel;
-3. after each test cell, runs that cell's hidden part (taken from the gradebook, not from the
-   submission) in this process, where calls to the student's functions go to the kernel as plain data;
-4. records one verdict per test cell in ``resources`` for :class:`SaveVerdictGrades`, appends the
-   verdict to the cell's outputs and removes the hidden part from the cell, so that neither the
-   autograded notebook nor its feedback shows hidden-test source.
-
-A kernel that dies, hangs, floods its output or runs past the notebook's time limit loses the points of
-the test cells not yet judged, and nothing else.
+1. reads the notebook's test cells from the gradebook (:class:`~mlphys.grading.handoff.NotebookView`);
+2. copies the submission's regular files into a fresh sandbox work directory;
+3. grades the notebook in one :class:`~mlphys.grading.run.GradingRun`: the cells run in order in a
+   sandboxed kernel, but only the visible part of each test cell; after each test cell its hidden part
+   runs in this process, where calls to the student's functions go to the kernel as plain data;
+4. hands the verdicts and records on to the later steps (:mod:`mlphys.grading.handoff`).  The hidden
+   parts are gone from the cells, so neither the autograded notebook nor its feedback shows them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import stat
-import time
 import typing as t
 from pathlib import Path
 
-from nbclient.exceptions import CellTimeoutError
 from nbformat import NotebookNode
-from nbformat.v4 import new_code_cell
-from nbgrader import utils
-from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Integer, Unicode
 
-from mlphys.grading import hidden, isolated, kernel, sandbox
-from mlphys.grading.submission import MISSING, Submission
+from mlphys import assignments
+from mlphys.grading import challenge, checks, isolated, sandbox
+from mlphys.grading.handoff import RECORDS_KEY, VERDICTS_KEY, NotebookView, is_test_cell, solution_sources
+from mlphys.grading.run import GradingRun
+from mlphys.grading.submission import Submission
 
-VERDICTS_KEY = "mlphys_verdicts"
-RECORDS_KEY = "mlphys_records"  # plain data that hidden tests keep for later steps (the leaderboard)
+__all__ = ["RECORDS_KEY", "VERDICTS_KEY", "SandboxedExecute", "is_test_cell", "sandbox_problem"]
 _sandbox_problem: dict[str, str | None] = {}
 
 
@@ -48,7 +40,7 @@ def sandbox_problem() -> str | None:
     return _sandbox_problem["bwrap"]
 
 
-def _stage_files(source_dir: Path, dest: Path, max_bytes: int, max_files: int) -> list[str]:
+def stage_files(source_dir: Path, dest: Path, max_bytes: int, max_files: int) -> list[str]:
     """Copy the regular files of a submission into the sandbox; report what was left out."""
     skipped: list[str] = []
     total = count = 0
@@ -77,30 +69,15 @@ def _stage_files(source_dir: Path, dest: Path, max_bytes: int, max_files: int) -
     return skipped
 
 
-def _solution_sources(nb: NotebookNode) -> dict[str, str]:
-    """The student's source of each solution cell, by nbgrader id."""
-    sources: dict[str, str] = {}
-    for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type == "code" and meta.get("solution") and isinstance(meta.get("grade_id"), str):
-            sources.setdefault(meta["grade_id"], cell.source)
-    return sources
-
-
-def is_test_cell(cell: NotebookNode) -> bool:
-    """An autograded test cell: a graded code cell that is not a solution."""
-    return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
-
-
-def _error_output(ename: str, message: str) -> NotebookNode:
-    return NotebookNode(output_type="error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"])
-
-
-def _verdict_output(verdict: hidden.Verdict, points: float) -> NotebookNode:
-    if verdict.passed:
-        unit = "point" if points == 1 else "points"
-        return NotebookNode(output_type="stream", name="stdout", text=f"Hidden tests passed ({points:g} {unit}).\n")
-    return _error_output("HiddenTestFailed", verdict.message)
+def trusted_names(assignment_id: str) -> dict[str, t.Any]:
+    """The names hidden tests of an assignment see besides ``submission``: the kit and the assignment's own."""
+    names: dict[str, t.Any] = {name: getattr(checks, name) for name in checks.__all__}
+    plugin = assignments.registry().get(assignment_id)
+    if plugin is not None:
+        if plugin.challenge is not None:
+            names.update(challenge.hidden_names(plugin.challenge))
+        names.update(plugin.hidden_names)
+    return names
 
 
 class SandboxedExecute(NbGraderPreprocessor):
@@ -160,173 +137,36 @@ class SandboxedExecute(NbGraderPreprocessor):
             )
         if problem:
             self.log.warning("Running student code WITHOUT a sandbox (%s)", problem)
-        tests = self._trusted_test_cells(resources)
-        verdicts: dict[str, hidden.Verdict] = {}
-        resources[VERDICTS_KEY] = verdicts
-        records: dict[str, t.Any] = {}
-        resources[RECORDS_KEY] = records
+        view = NotebookView.load(resources)
+        plugin = assignments.registry().get(view.assignment)
+        if plugin is not None and plugin.challenge is not None and not self.challenge_secret:
+            raise RuntimeError(
+                f"{view.assignment} is a challenge, and no challenge secret is set: anyone could compute its "
+                "hidden test data from a public default. Set MLPHYS_CHALLENGE_SECRET in the grader's environment "
+                "(read by nbgrader_config.py into c.SandboxedExecute.challenge_secret)."
+            )
         isolation = self.isolation(use_bwrap=problem is None)
         submission_dir = Path(resources.get("metadata", {}).get("path") or ".")
-
-        def stage(dest: Path) -> None:
-            for entry in _stage_files(submission_dir, dest, self.max_submission_mb * 2**20, 2000):
-                self.log.warning("Not copied into the sandbox: %s", entry)
-
-        with isolated.staged_sandbox(isolation, stage) as box:
+        with isolated.staged_sandbox(isolation, lambda dest: self._stage(submission_dir, dest)) as box:
             if box.cgroup is None:
                 self.log.warning("No cgroup available: memory and process limits are per process only")
-            context = dict(
-                files=box.submission,
-                cells=_solution_sources(nb),
-                isolation=isolation,
-                secret=self.challenge_secret,
-                records=records,
+            submission = Submission(
+                files=box.submission, cells=solution_sources(nb), isolation=isolation, secret=self.challenge_secret
             )
-            asyncio.run(self._run_notebook(nb, tests, verdicts, box, context))
+            run = GradingRun(
+                box,
+                isolation,
+                view,
+                submission,
+                trusted_names(view.assignment),
+                notebook_timeout=self.notebook_timeout,
+                memory_limit_mb=self.memory_limit_mb,
+            )
+            run.grade(nb)
+        resources[VERDICTS_KEY] = run.verdicts
+        resources[RECORDS_KEY] = submission.records
         return nb, resources
 
-    def _trusted_test_cells(self, resources: dict[str, t.Any]) -> dict[str, tuple[str, str]]:
-        """Visible and hidden source of every test cell, from the gradebook, not the submission."""
-        info = resources["nbgrader"]
-        tests: dict[str, tuple[str, str]] = {}
-        with Gradebook(info["db_url"]) as gb:
-            notebook = gb.find_notebook(info["notebook"], info["assignment"])
-            solution_ids = {c.name for c in notebook.solution_cells}
-            for grade_cell in notebook.grade_cells:
-                if grade_cell.cell_type != "code" or grade_cell.name in solution_ids:
-                    continue
-                try:
-                    source = gb.find_source_cell(grade_cell.name, info["notebook"], info["assignment"]).source
-                except MissingEntry:
-                    continue
-                tests[grade_cell.name] = hidden.split_test_source(source)
-        return tests
-
-    async def _run_notebook(
-        self,
-        nb: NotebookNode,
-        tests: dict[str, tuple[str, str]],
-        verdicts: dict[str, hidden.Verdict],
-        box: sandbox.Sandbox,
-        context: dict[str, t.Any],
-    ) -> None:
-        client = isolated.sandboxed_client(box, context["isolation"])
-        deadline = time.monotonic() + self.notebook_timeout
-        loop = asyncio.get_running_loop()
-        stopped: str | None = None
-        gone: list[str] = []  # set by a grader call that found the kernel dead, hung or flooding
-
-        def time_left() -> float:
-            """Seconds the next cell or call may take: the per-cell limit, within the notebook's."""
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise CellTimeoutError("notebook time limit")
-            return min(self.timeout, remaining)
-
-        async def execute(cell: NotebookNode) -> None:
-            client.timeout = int(max(1, time_left()))
-            await client.async_execute_cell(cell, 0, store_history=True)
-
-        def transport(request: dict[str, t.Any]) -> t.Any:
-            if gone:  # fail fast: hypothesis and loops in hidden tests would otherwise retry a dead kernel
-                raise hidden.KernelGone(gone[0])
-
-            async def call() -> t.Any:
-                return await kernel.call_kernel(client, request, time_left())
-
-            future = asyncio.run_coroutine_threadsafe(call(), loop)
-            try:
-                return future.result(self.timeout + 30)
-            except Exception as exc:  # timeouts, a dead kernel, floods, protocol errors
-                gone.append(self._stop_reason(exc, box, calling=request.get("name")))
-                raise hidden.KernelGone(gone[-1]) from None
-
-        reserved: set[str] = set()
-        for _, hidden_source in tests.values():
-            try:
-                reserved |= hidden.bound_names(hidden_source)
-            except SyntaxError:
-                pass  # reported as that cell's verdict when it runs
-
-        # The submission reads the student's values through the session (bound below, before any block runs).
-        submission = Submission(lookup=lambda name: session.value(name, MISSING), **context)
-        session = hidden.HiddenTestSession(transport, reserved, {"submission": submission})
-        try:
-            async with client.async_setup_kernel():
-                for cell in nb.cells:
-                    if stopped is not None:
-                        self._mark_not_run(cell, tests, verdicts, stopped)
-                        continue
-                    if cell.cell_type != "code":
-                        continue
-                    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-                    is_test = is_test_cell(cell) and grade_id in tests
-                    visible, hidden_source = tests[grade_id] if is_test else (cell.source, "")
-                    run_cell = new_code_cell(visible)
-                    try:
-                        await execute(run_cell)
-                    except Exception as exc:  # timeouts, a dead kernel, floods, protocol errors
-                        stopped = self._stop_reason(exc, box)
-                    cell.outputs = run_cell.outputs
-                    cell.execution_count = run_cell.get("execution_count")
-                    if is_test:
-                        cell.source = visible
-                    if stopped is not None:
-                        cell.outputs.append(_error_output("GradingStopped", stopped))
-                        self._mark_not_run(cell, tests, verdicts, stopped, ran=True)
-                        continue
-                    if is_test:
-                        verdict = await self._judge(session, hidden_source, grade_id)
-                        verdicts[grade_id] = verdict
-                        cell.outputs.append(_verdict_output(verdict, float(cell.metadata.nbgrader["points"])))
-                        if gone:
-                            stopped = gone[0]
-        except Exception as exc:
-            # The kernel failed to start, or to stop cleanly: what was judged stands, the rest scores zero.
-            reason = self._stop_reason(exc, box)
-            self.log.warning("Kernel problem: %r", exc)
-            for cell in nb.cells:
-                grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-                if grade_id not in verdicts:
-                    self._mark_not_run(cell, tests, verdicts, reason)
-        finally:
-            client.km.context.destroy(linger=0)
-
-    async def _judge(self, session: hidden.HiddenTestSession, hidden_source: str, grade_id: str) -> hidden.Verdict:
-        if not hidden_source.strip():
-            self.log.error("Test cell %s has no hidden tests; it gives no points", grade_id)
-            return hidden.Verdict(False, "This test cell has no hidden tests (an instructor error); no points.")
-        return await asyncio.get_running_loop().run_in_executor(None, session.run, hidden_source, grade_id)
-
-    def _stop_reason(self, exc: BaseException, box: sandbox.Sandbox, calling: str | None = None) -> str:
-        if isinstance(exc, kernel.OutputFlood):
-            reason = str(exc)
-        elif isinstance(exc, kernel.CallTimeout):
-            what = f"`{calling}`" if calling else "code"
-            reason = f"Your {what} did not return within {self.timeout} s when the grader called it."
-        elif isinstance(exc, CellTimeoutError):
-            reason = (
-                f"Your notebook ran past the time limit ({self.timeout} s per cell, {self.notebook_timeout} s in all)."
-            )
-        elif box.cgroup is not None and box.cgroup.oom_killed():
-            reason = f"Your notebook used more than the memory limit ({self.memory_limit_mb} MB) and was stopped."
-        else:
-            reason = "Your notebook's kernel died (it may have run out of memory or processes)."
-        return reason + " Test cells from here on get no points."
-
-    def _mark_not_run(
-        self,
-        cell: NotebookNode,
-        tests: dict[str, tuple[str, str]],
-        verdicts: dict[str, hidden.Verdict],
-        reason: str,
-        ran: bool = False,
-    ) -> None:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if cell.cell_type == "code" and not ran:
-            cell.outputs = []
-        if is_test_cell(cell) and grade_id in tests:
-            cell.source = tests[grade_id][0]
-            verdicts[grade_id] = hidden.Verdict(False, reason)
-            if not ran:
-                cell.outputs = [_error_output("NotGraded", reason)]
+    def _stage(self, submission_dir: Path, dest: Path) -> None:
+        for entry in stage_files(submission_dir, dest, self.max_submission_mb * 2**20, 2000):
+            self.log.warning("Not copied into the sandbox: %s", entry)

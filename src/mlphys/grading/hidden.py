@@ -45,9 +45,10 @@ def split_test_source(source: str) -> tuple[str, str]:
 class StudentError(Exception):
     """The student's own code raised while the grader called it."""
 
-    def __init__(self, name: str, type_name: str, message: str, traceback: str) -> None:
+    def __init__(self, name: str, type_name: str, message: str, traceback: str, arguments: str = "") -> None:
         super().__init__(f"{type_name}: {message}")
         self.name, self.type_name, self.message, self.traceback = name, type_name, message, traceback
+        self.arguments = arguments  # what the grader passed, in words (see checks.describe_arguments)
 
 
 class KernelGone(Exception):
@@ -59,7 +60,12 @@ Transport = Callable[[dict[str, Any]], Any]
 
 
 class StudentFunction(wire.RemoteRef):
-    """Stands in the grader for a function defined in the student's notebook."""
+    """Stands in the grader for a function defined in the student's notebook.
+
+    Calling it calls the student's function in their kernel with plain-data copies of the arguments and
+    returns a validated copy of the result.  :meth:`call_seeing_arguments` also returns the arguments as
+    the student's function left them.
+    """
 
     def __init__(self, name: str, transport: Transport) -> None:
         super().__init__(name)
@@ -70,9 +76,21 @@ class StudentFunction(wire.RemoteRef):
         return f"<your function {self.name}>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        reply = self._transport(
-            {"op": "call", "name": self.name, "args": wire.encode(list(args)), "kwargs": wire.encode(kwargs)}
-        )
+        return self._call(args, kwargs, see_arguments=False)[0]
+
+    def call_seeing_arguments(self, *args: Any) -> tuple[Any, list[Any]]:
+        """``(result, args_after)``: the result, and the positional arguments as they are after the call.
+
+        ``args_after`` is validated plain data like any result; a student function that travelled as an
+        argument comes back as a :class:`wire.RemoteRef` of the same name, a course function as itself.
+        """
+        return self._call(args, {}, see_arguments=True)
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any], see_arguments: bool) -> tuple[Any, list[Any]]:
+        request = {"op": "call", "name": self.name, "args": wire.encode(list(args)), "kwargs": wire.encode(kwargs)}
+        if see_arguments:
+            request["see_arguments"] = True
+        reply = self._transport(request)
         if type(reply) is not dict or type(reply.get("ok")) is not bool:
             raise wire.WireError("malformed reply")
         if not reply["ok"]:
@@ -84,8 +102,15 @@ class StudentFunction(wire.RemoteRef):
                 str(err.get("type", "Exception"))[:100],
                 str(err.get("message", ""))[:2000],
                 str(err.get("traceback", ""))[-6000:],
+                checks.describe_arguments(args, kwargs),
             )
-        return wire.decode_obj(reply.get("value"))
+        value = wire.decode_obj(reply.get("value"))
+        if not see_arguments:
+            return value, []
+        after = wire.decode_obj(reply.get("args_after"), wire.RemoteRef, wire.CourseFunction)
+        if type(after) is not list or len(after) != len(args):
+            raise wire.WireError("malformed arguments after the call")
+        return value, after
 
 
 def _scope_names(source: str) -> tuple[set[str], set[str]]:
@@ -192,8 +217,13 @@ class HiddenTestSession:
         return Verdict(True, "")
 
 
-def describe_failure(exc: BaseException, missing: set[str]) -> str:
-    """Words a student can act on, without any hidden-test source or reference value."""
+def describe_failure(exc: BaseException, missing: Iterable[str] = ()) -> str:
+    """The one wording of a failed hidden test for the student: what went wrong, in words they can act on.
+
+    Every failure of a hidden block passes through here: a kit check's message, an exception of the
+    student's code, a missing name, a dead kernel, data the grader refused.  No hidden-test source and no
+    reference value is ever part of it.
+    """
     if isinstance(exc, BaseExceptionGroup) and exc.exceptions:  # e.g. several failures from hypothesis
         exc = exc.exceptions[0]
     # Property-based hidden tests: hypothesis attaches the smallest failing case it found as a note
@@ -203,14 +233,15 @@ def describe_failure(exc: BaseException, missing: set[str]) -> str:
     return "\n".join([_describe_one(exc, missing), *notes])
 
 
-def _describe_one(exc: BaseException, missing: set[str]) -> str:
+def _describe_one(exc: BaseException, missing: Iterable[str]) -> str:
     if isinstance(exc, NameError) and getattr(exc, "name", None) in missing:
         return (
             f"Your notebook does not define `{exc.name}`, which this test needs. Define it with exactly "
             "this name and run your notebook from top to bottom."
         )
     if isinstance(exc, StudentError):
-        text = f"Calling your `{exc.name}` raised {exc.type_name}: {exc.message}"
+        called = f"Calling your `{exc.name}`" + (f" with {exc.arguments}" if exc.arguments else "")
+        text = f"{called} raised {exc.type_name}: {exc.message}"
         return text + ("\n\n" + exc.traceback if exc.traceback else "")
     if isinstance(exc, KernelGone):
         return str(exc)

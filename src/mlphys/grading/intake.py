@@ -2,7 +2,8 @@
 
 ``SafeNotebookExporter`` reads a submitted notebook only if it is a regular file (not a link, device
 or pipe) of bounded size holding a valid notebook; otherwise the student gets an empty notebook with a
-note saying why, which grades to zero with that explanation in the feedback.
+note saying why, which grades to zero with that explanation in the feedback.  When nbgrader regrades a
+submission, the exporter keeps the earlier result until the new one is complete (:mod:`regrade`).
 ``quarantine_unsafe_files`` is an nbgrader pre-convert hook: before nbgrader copies a submission's
 files, it moves links (symbolic or hard), pipes and devices out of the submission into
 ``quarantine/`` beside ``submitted/``, where they are kept, so that nbgrader never follows them.
@@ -21,7 +22,10 @@ import nbformat
 from nbconvert.exporters import NotebookExporter
 from nbformat import NotebookNode
 from nbformat.v4 import new_markdown_cell, new_notebook
+from nbgrader.converters import Autograde
 from traitlets import Integer
+
+from mlphys.grading.regrade import EarlierResults
 
 UNREADABLE_NOTE = "**This submission could not be graded as submitted:** {reason} It was graded as an empty notebook."
 
@@ -62,14 +66,30 @@ def placeholder_notebook(reason: str) -> NotebookNode:
 
 
 class SafeNotebookExporter(NotebookExporter):
-    """nbgrader's notebook exporter, reading submissions through :func:`read_submitted_notebook`."""
+    """nbgrader's notebook exporter, reading submissions through :func:`read_submitted_notebook`.
+
+    For ``nbgrader autograde`` it also keeps the earlier results of the submissions it regrades, and
+    puts one back if regrading it fails (:mod:`mlphys.grading.regrade`).
+    """
 
     max_notebook_mb = Integer(50, help="Largest notebook file accepted from a student.").tag(config=True)
+
+    def __init__(self, *args: t.Any, **kw: t.Any) -> None:
+        super().__init__(*args, **kw)
+        # nbgrader builds this exporter after finding the submissions and before removing any old result.
+        self.earlier = EarlierResults(self.parent, self.log) if isinstance(self.parent, Autograde) else None
 
     def from_filename(  # type: ignore[override]
         self, filename: str, resources: dict[str, t.Any] | None = None, **kw: t.Any
     ) -> tuple[str, dict[str, t.Any]]:
         resources = dict(resources or {})
+        info = resources.get("nbgrader", {})
+        if self.earlier is None or "student" not in info:
+            return self._convert(filename, resources, **kw)
+        with self.earlier.guard(info["student"], info["assignment"]):
+            return self._convert(filename, resources, **kw)
+
+    def _convert(self, filename: str, resources: dict[str, t.Any], **kw: t.Any) -> tuple[str, dict[str, t.Any]]:
         metadata = resources.setdefault("metadata", {})
         metadata.setdefault("name", Path(filename).stem)
         metadata.setdefault("path", str(Path(filename).parent))

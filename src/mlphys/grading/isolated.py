@@ -19,6 +19,8 @@ import typing as t
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from jupyter_core.utils import run_sync
+from nbclient.exceptions import CellTimeoutError
 from nbformat.v4 import new_code_cell, new_notebook
 
 from mlphys.grading import kernel, sandbox
@@ -49,6 +51,7 @@ def staged_sandbox(
     try:
         box.submission.mkdir()
         box.rundir.mkdir()
+        box.give_to_student(box.rundir)  # the kernel creates its sockets there
         os.chmod(stage, 0o755)
         if stage_files is not None:
             stage_files(box.submission)
@@ -72,18 +75,28 @@ class KernelProblem(Exception):
     """The fresh kernel did not start, died, hung, flooded or ran out of memory; the message says which."""
 
 
-def run_fresh(isolation: Isolation, cells: list[str], request: dict[str, t.Any]) -> t.Any:
+class KernelTimeout(KernelProblem):
+    """The fresh kernel did not finish its cells and the call within the time it had."""
+
+
+def run_fresh(
+    isolation: Isolation, cells: list[str], request: dict[str, t.Any], deadline: float | None = None
+) -> t.Any:
     """Run ``cells`` in a brand-new sandboxed kernel, then answer one bridge ``request``; return the raw reply.
 
-    The reply is unvalidated data from an untrusted process; callers decode it with ``wire``.
+    Everything, the kernel's start included, must be done by ``deadline`` (``time.monotonic()``; default:
+    the per-cell timeout for each cell and the call).  The reply is unvalidated data from an untrusted
+    process; callers decode it with ``wire``.
     """
+    if deadline is None:
+        deadline = time.monotonic() + isolation.startup_timeout + isolation.timeout * (len(cells) + 1)
     with staged_sandbox(isolation) as box:
         try:
-            return asyncio.run(_run(isolation, box, cells, request))
+            return run_sync(_run_within)(isolation, box, cells, request, deadline)
         except (CellFailed, KernelProblem):
             raise
-        except kernel.CallTimeout:
-            raise KernelProblem(f"it did not answer within {isolation.timeout:g} s") from None
+        except (kernel.CallTimeout, TimeoutError, CellTimeoutError):
+            raise KernelTimeout(f"it did not finish within the {isolation.timeout:g} s it had") from None
         except Exception as exc:  # a dead kernel, a flood, a timeout while starting or in a cell
             if box.cgroup is not None and box.cgroup.oom_killed():
                 raise KernelProblem(
@@ -118,13 +131,22 @@ def sandboxed_client(box: sandbox.Sandbox, isolation: Isolation) -> kernel.Bound
     return client
 
 
-async def _run(isolation: Isolation, box: sandbox.Sandbox, cells: list[str], request: dict[str, t.Any]) -> t.Any:
+async def _run_within(
+    isolation: Isolation, box: sandbox.Sandbox, cells: list[str], request: dict[str, t.Any], deadline: float
+) -> t.Any:
+    # run_sync, not asyncio.run: the same code runs where an event loop is already running (the formgrader).
+    return await asyncio.wait_for(_run(isolation, box, cells, request, deadline), max(1.0, deadline - time.monotonic()))
+
+
+async def _run(
+    isolation: Isolation, box: sandbox.Sandbox, cells: list[str], request: dict[str, t.Any], deadline: float
+) -> t.Any:
     client = sandboxed_client(box, isolation)
-    deadline = time.monotonic() + isolation.timeout * (len(cells) + 1)
     try:
         async with client.async_setup_kernel():
             for index, source in enumerate(cells):
                 cell = new_code_cell(source)
+                client.timeout = int(max(1, min(isolation.timeout, deadline - time.monotonic())))
                 await client.async_execute_cell(cell, 0, store_history=False)
                 for output in cell.outputs:
                     if output.get("output_type") == "error":

@@ -9,7 +9,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor, SaveAutoGrades
 
-from mlphys.grading.execute import VERDICTS_KEY, SandboxedExecute, is_test_cell
+from mlphys.grading.execute import SandboxedExecute
+from mlphys.grading.handoff import VERDICTS_KEY, is_test_cell
 
 __all__ = ["NormalizeGradeCells", "SandboxedExecute", "SanitizeOutputs", "SaveVerdictGrades"]
 

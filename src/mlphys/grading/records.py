@@ -15,10 +15,10 @@ import typing as t
 from nbformat import NotebookNode
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor
-from sqlalchemy import Column, DateTime, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import Column, DateTime, Integer, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.orm import Session, declarative_base
 
-from mlphys.grading.execute import RECORDS_KEY
+from mlphys.grading.handoff import RECORDS_KEY
 
 Base = declarative_base()
 
@@ -43,35 +43,51 @@ def _session(gb: Gradebook) -> Session:
 
 
 def replace_records(gb: Gradebook, assignment: str, notebook: str, student: str, records: dict[str, t.Any]) -> None:
-    """Make ``records`` the only ones of this student's notebook (a regrade replaces the old ones)."""
+    """Make ``records`` the only ones of this student's notebook (a regrade replaces the old ones).
+
+    One transaction: afterwards the notebook has exactly the new records, or, if anything fails, still
+    exactly the old ones.
+    """
+    rows = [(key, json.dumps(value)) for key, value in records.items()]  # refuse unencodable data up front
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    with _session(gb) as db, db.begin():
+        db.execute(
+            delete(Record).where(
+                Record.assignment == assignment, Record.notebook == notebook, Record.student == student
+            )
+        )
+        # The delete is sent before the inserts: the unit of work would otherwise insert the new rows
+        # first and trip the unique constraint on (assignment, notebook, student, key).
+        db.add_all(
+            Record(assignment=assignment, notebook=notebook, student=student, key=key, data=data, updated=now)
+            for key, data in rows
+        )
+
+
+def load_records(gb: Gradebook, assignment: str, key: str) -> dict[tuple[str, str], tuple[t.Any, datetime.datetime]]:
+    """{(student, notebook): (data, when the grader stored it)} of one kind of record for an assignment.
+
+    A row whose data is not valid JSON (a damaged database) is left out.
+    """
+    found = {}
     with _session(gb) as db:
-        old = db.scalars(
+        for row in db.scalars(select(Record).where(Record.assignment == assignment, Record.key == key)):
+            try:
+                found[(row.student, row.notebook)] = (json.loads(row.data), row.updated)
+            except ValueError:
+                continue
+    return found
+
+
+def notebook_records(gb: Gradebook, assignment: str, notebook: str, student: str) -> dict[str, t.Any]:
+    """{key: data} of every record of one student's notebook."""
+    with _session(gb) as db:
+        rows = db.scalars(
             select(Record).where(
                 Record.assignment == assignment, Record.notebook == notebook, Record.student == student
             )
         )
-        for row in old:
-            db.delete(row)
-        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-        for key, value in records.items():
-            db.add(
-                Record(
-                    assignment=assignment,
-                    notebook=notebook,
-                    student=student,
-                    key=key,
-                    data=json.dumps(value),
-                    updated=now,
-                )
-            )
-        db.commit()
-
-
-def load_records(gb: Gradebook, assignment: str, key: str) -> dict[tuple[str, str], t.Any]:
-    """{(student, notebook): data} of one kind of record for an assignment."""
-    with _session(gb) as db:
-        rows = db.scalars(select(Record).where(Record.assignment == assignment, Record.key == key))
-        return {(r.student, r.notebook): json.loads(r.data) for r in rows}
+        return {r.key: json.loads(r.data) for r in rows}
 
 
 def update_record(gb: Gradebook, assignment: str, notebook: str, student: str, key: str, data: t.Any) -> None:
@@ -93,7 +109,7 @@ class SaveRecords(NbGraderPreprocessor):
     """Store what the hidden tests kept (``submission.record``) for this student's notebook."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, t.Any]) -> tuple[NotebookNode, dict[str, t.Any]]:
-        records = {k: v for k, v in resources.get(RECORDS_KEY, {}).items() if not k.startswith("_")}
+        records = resources.get(RECORDS_KEY, {})
         info = resources["nbgrader"]
         with Gradebook(info["db_url"]) as gb:
             replace_records(gb, info["assignment"], info["notebook"], info["student"], records)

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 SANDBOX_HOME = "/home/student"
@@ -41,6 +42,17 @@ _ETC_FILES = (
     "/etc/ssl/certs",
 )
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# When the grader runs as root, student code runs as this unprivileged host user ("nobody"), so nothing
+# it creates in the kernel (files, keys) belongs to root on the host.
+HOST_USER = 65534
+# Joins a fresh, anonymous session keyring (keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)), then runs argv: keys
+# the student's code creates die with the sandbox instead of landing in a keyring that outlives it.
+_KEYCTL = {"x86_64": 250, "aarch64": 219}
+_FRESH_KEYRING = (
+    "import ctypes, os, sys\n"
+    "ctypes.CDLL(None, use_errno=True).syscall({nr}, 1, None)\n"
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -91,7 +103,7 @@ def _readonly_roots() -> list[str]:
     return kept
 
 
-def _package_binds() -> list[str]:
+def _package_binds(parents: Callable[[str], list[str]]) -> list[str]:
     """bwrap arguments that show only the student-visible parts of ``mlphys``.
 
     An empty tmpfs covers the package directory (an installed copy in site-packages, or the source tree
@@ -100,7 +112,7 @@ def _package_binds() -> list[str]:
     import mlphys
 
     package = Path(mlphys.__file__).resolve().parent
-    args = ["--tmpfs", str(package)]
+    args = [*parents(str(package)), "--perms", "0755", "--tmpfs", str(package)]
     for part in STUDENT_VISIBLE:
         if (package / part).exists():
             args += ["--ro-bind", str(package / part), str(package / part)]
@@ -227,6 +239,17 @@ class Sandbox:
     use_bwrap: bool = True
     cgroup: CGroup | None = None
 
+    @property
+    def host_uid(self) -> int | None:
+        """The unprivileged host user student code runs as, where the grader is root; else None (then the
+        sandbox's user namespace maps it to the grader's own, unprivileged, user)."""
+        return HOST_USER if self.use_bwrap and os.geteuid() == 0 else None
+
+    def give_to_student(self, path: Path) -> None:
+        """Let the student's processes write ``path`` (the run directory, the kernel's connection file)."""
+        if self.host_uid is not None:
+            os.chown(path, self.host_uid, self.host_uid)
+
     def wrap(self, argv: list[str]) -> list[str]:
         """Return ``argv`` wrapped so that it runs inside this sandbox."""
         lim = self.limits
@@ -245,55 +268,64 @@ class Sandbox:
         if not self.use_bwrap:
             return prefix + argv
         fill_workdir = f'cp -R {SANDBOX_SUBMISSION}/. {SANDBOX_WORKDIR}/ 2>/dev/null; exec "$@"'
-        return [*prefix, *self._bwrap_args(), "--", "/bin/sh", "-c", fill_workdir, "sandbox", *argv]
+        inside = ["/bin/sh", "-c", fill_workdir, "sandbox", *argv]
+        machine = os.uname().machine
+        if machine in _KEYCTL:
+            inside = [sys.executable, "-c", _FRESH_KEYRING.format(nr=_KEYCTL[machine]), *inside]
+        if self.host_uid is not None:
+            uid = str(self.host_uid)
+            inside = [
+                "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                "--bounding-set=-all", "--no-new-privs", "--", *inside,
+            ]  # fmt: skip
+        return [*prefix, *self._bwrap_args(), "--", *inside]
 
     def _bwrap_args(self) -> list[str]:
-        args = [
-            "bwrap",
-            "--unshare-all",
-            "--die-with-parent",
-            "--new-session",
-            "--hostname",
-            "sandbox",
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--size",
-            str(self.limits.disk_bytes // 4),
-            "--tmpfs",
-            "/tmp",
-            "--dir",
-            "/var/tmp",
-            "--size",
-            str(16 * 2**20),
-            "--tmpfs",
-            "/home",
-            "--dir",
-            SANDBOX_HOME,
-            "--size",
-            str(self.limits.disk_bytes),
-            "--tmpfs",
-            SANDBOX_WORKDIR,
-        ]
+        if self.host_uid is not None:
+            # No user namespace: the kernel is the real, unprivileged host user HOST_USER (setpriv, right
+            # after bwrap, switches to it and drops every capability for good).
+            args = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        else:
+            args = ["bwrap", "--unshare-all"]
+        args += ["--die-with-parent", "--new-session", "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev"]
+        made: set[str] = {"/"}
+
+        def parents(path: str) -> list[str]:
+            """bwrap makes missing parents of a mount point private (0700): make them 0755 first."""
+            out: list[str] = []
+            for parent in reversed(Path(path).parents):
+                if str(parent) not in made:
+                    made.add(str(parent))
+                    out += ["--perms", "0755", "--dir", str(parent)]
+            return out
+
+        def tmpfs(path: str, size: int) -> list[str]:
+            made.add(path)
+            return [*parents(path), "--perms", "1777", "--size", str(size), "--tmpfs", path]
+
+        def bind(kind: str, source: str, dest: str) -> list[str]:
+            made.add(dest)
+            return [*parents(dest), kind, source, dest]
+
+        args += tmpfs("/tmp", self.limits.disk_bytes // 4)
+        args += ["--perms", "1777", "--dir", "/var/tmp"]
+        args += tmpfs("/home", 16 * 2**20)
+        args += ["--perms", "1777", "--dir", SANDBOX_HOME]
+        args += tmpfs(SANDBOX_WORKDIR, self.limits.disk_bytes)
         for d in _SYSTEM_DIRS:
             if os.path.islink(d):
                 args += ["--symlink", os.readlink(d), d]
             elif os.path.isdir(d):
-                args += ["--ro-bind", d, d]
+                args += bind("--ro-bind", d, d)
         for f in _ETC_FILES:
             if os.path.exists(f):
-                args += ["--ro-bind", f, f]
+                args += bind("--ro-bind", f, f)
         for root in _readonly_roots():
-            args += ["--ro-bind", root, root]
-        args += _package_binds()
+            args += bind("--ro-bind", root, root)
+        args += _package_binds(parents)
+        args += bind("--ro-bind", str(self.submission), SANDBOX_SUBMISSION)
+        args += bind("--bind", str(self.rundir), str(self.rundir))
         args += [
-            "--ro-bind",
-            str(self.submission),
-            SANDBOX_SUBMISSION,
-            "--bind",
-            str(self.rundir),
-            str(self.rundir),
             "--chdir",
             SANDBOX_WORKDIR,
             "--clearenv",
@@ -313,9 +345,12 @@ class Sandbox:
             "LANG",
             "C.UTF-8",
         ]
-        args += ["--uid", "1000", "--gid", "1000"]
-        if os.geteuid() == 0:
-            args += ["--cap-drop", "ALL"]
+        if self.host_uid is not None:
+            # Only what setpriv needs to become HOST_USER; it drops these too.
+            args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+            args += ["--cap-add", "CAP_SETPCAP"]
+        else:
+            args += ["--uid", "1000", "--gid", "1000"]
         return args
 
     def run(self, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:

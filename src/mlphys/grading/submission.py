@@ -2,9 +2,9 @@
 
 Challenge scoring needs more than calls into the running kernel: the submitted files (weights), the
 source of the student's solution cells (to rebuild a network in fresh sandboxes), the course's secret
-(to draw hidden test images) and a place to leave results for the leaderboard.  The autograde step
-hands hidden tests one :class:`Submission` under the name ``submission``; everything in it is the
-grader's own, and the student's values it returns come through ``wire`` validation.
+(to draw hidden test data), the time left, and a place to leave results for the leaderboard.  The
+grading run hands hidden tests one :class:`Submission` under the name ``submission``; everything in it
+is the grader's own, and the student's values it returns come through ``wire`` validation.
 """
 
 from __future__ import annotations
@@ -17,31 +17,28 @@ from pathlib import Path
 
 from mlphys.grading.isolated import Isolation
 
+if t.TYPE_CHECKING:
+    from mlphys.grading.challenge import Challenge, Scoring
+
 MISSING = object()
+
+
+def _no_kernel(name: str) -> t.Any:
+    return MISSING
 
 
 class Submission:
     """The trusted view of one submission while it is being graded."""
 
-    def __init__(
-        self,
-        *,
-        files: Path,
-        cells: dict[str, str],
-        lookup: Callable[[str], t.Any],
-        isolation: Isolation,
-        secret: str,
-        records: dict[str, t.Any],
-        in_process: dict[str, t.Any] | None = None,
-    ) -> None:
+    def __init__(self, *, files: Path, cells: dict[str, str], isolation: Isolation, secret: str) -> None:
         self._files = files
         self._cells = cells
-        self._lookup = lookup
         self.isolation = isolation
         self.secret = secret
-        self.records = records
-        # The instructor checking their own notebook: the names of their kernel, used directly.
-        self.in_process = in_process
+        self.lookup: Callable[[str], t.Any] = _no_kernel  # set by the grading run
+        self.deadline: float | None = None  # time.monotonic() by which the notebook must be graded
+        self.records: dict[str, t.Any] = {}  # stored with the grades (SaveRecords)
+        self.cache: dict[str, t.Any] = {}  # kept for this run only, e.g. a challenge's result
 
     def file(self, name: str) -> Path | None:
         """A regular file of the submission (a staged copy), or None if there is no such file."""
@@ -60,7 +57,7 @@ class Submission:
 
     def value(self, name: str, default: t.Any = MISSING) -> t.Any:
         """A validated copy of the student's variable ``name``; ``default`` if it is not defined."""
-        found = self._lookup(name)
+        found = self.lookup(name)
         if found is MISSING:
             if default is MISSING:
                 raise NameError(name)
@@ -70,3 +67,11 @@ class Submission:
     def record(self, key: str, value: t.Any) -> None:
         """Keep plain data for steps after grading (the leaderboard)."""
         self.records[key] = value
+
+    def scoring(self, challenge: Challenge) -> Scoring:
+        """What ``challenge`` may use to score this submission's entries, within the notebook's time."""
+        from mlphys.grading.challenge import Scoring
+
+        if not self.secret:
+            raise RuntimeError("no challenge secret is set (c.SandboxedExecute.challenge_secret)")
+        return Scoring(challenge, self.secret, self.isolation, dict(self._cells), self.deadline)

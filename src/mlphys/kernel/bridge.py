@@ -4,12 +4,18 @@ The grader executes ``serve('<request json>')`` in the student's kernel.  It loo
 notebook's namespace, calls the student's functions with decoded plain-data arguments, and publishes
 the encoded result as a display output of a private MIME type.  Everything here runs in the untrusted
 kernel: the grader treats what comes back as unverified data and validates it with ``wire.decode``.
+
+A call may ask to see its arguments afterwards (``"see_arguments": true``): the reply then carries the
+positional arguments as they are after the call, in the same wire format, so the grader can tell whether
+the student's function changed the lists or arrays it was given.  Arguments that travelled by name (the
+student's functions, the course library's functions) go back under the same name.
 """
 
 from __future__ import annotations
 
 import json
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from mlphys.kernel import wire
@@ -56,13 +62,28 @@ def _handle_in(ns: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "names": _describe(ns, request["names"])}
     if request["op"] == "call":
         func = resolve(request["name"])
-        args = wire.decode(request["args"], resolve)
-        kwargs = wire.decode(request["kwargs"], resolve)
+        # What arrived by name goes back by name when the arguments are shown after the call.
+        by_name: dict[int, Any] = {}
+
+        def named(marker: str, resolver: Callable[[str], Any]) -> Callable[[str], Any]:
+            def resolve_named(name: str) -> Any:
+                obj = resolver(name)
+                by_name[id(obj)] = {marker: name}
+                return obj
+
+            return resolve_named
+
+        ref, course = named("$ref", resolve), named("$course", wire.import_course_function)
+        args = wire.decode(request["args"], ref, course)
+        kwargs = wire.decode(request["kwargs"], ref, course)
         try:
             value = func(*args, **kwargs)
         except Exception as exc:  # the student's exception is reported to the student
             return {"ok": False, "error": _error(exc)}
-        return {"ok": True, "value": wire._encode(value, 0)}
+        reply = {"ok": True, "value": wire._encode(value, 0)}
+        if request.get("see_arguments"):
+            reply["args_after"] = wire._encode(args, 0, by_name)
+        return reply
     raise ValueError(f"unknown request {request['op']!r}")
 
 

@@ -22,19 +22,18 @@ from typing import Any
 import numpy
 
 from mlphys.leaderboard import figures, page
-from mlphys.leaderboard.entry import Entry
+from mlphys.leaderboard.entry import BoardSpec, Entry
 from mlphys.leaderboard.ranking import FLAGGED, INVALID, RANKED, TIE_BREAK, Row, rank
 
-TOP = 3  # entries per board whose reconstructions are shown
+TOP = 3  # entries per board whose pictures are shown
 MAX_IMAGES = 10  # originals shown beside them
 
-TRACK_NOTES = {
-    "MEDIUM/NORMAL": "Code of at most 9 numbers, trained on 30,000 images.",
-    "MEDIUM/LONG": "Code of at most 9 numbers, trained on 100,000 images.",
-    "HARD/NORMAL": "Code of at most 3 numbers, trained on 30,000 images.",
-    "HARD/LONG": "Code of at most 3 numbers, trained on 100,000 images.",
+RETRAIN_TEXT = {
+    "unchecked": "not checked",
+    "reproduced": "reproduced ✓",
+    "flagged": "flagged ⚠",
+    "timed out": "not checked (timed out)",
 }
-RETRAIN_TEXT = {"unchecked": "not checked", "reproduced": "reproduced ✓", "flagged": "flagged ⚠"}
 
 
 def _number(value: float | None) -> float | None:
@@ -71,7 +70,7 @@ def _csv_text(text: str) -> str:
 
 def _fields(final: bool) -> list[str]:
     costs = ["public_cost", "private_cost"] if final else ["public_cost"]
-    return ["track", "rank", "status", "name", "code_size", *costs, "retrain", "retrained_cost", "submitted_at"]
+    return ["track", "rank", "status", "name", "detail", *costs, "retrain", "retrained_cost", "submitted_at"]
 
 
 def _record(row: Row, final: bool) -> dict[str, Any]:
@@ -80,7 +79,7 @@ def _record(row: Row, final: bool) -> dict[str, Any]:
         "rank": row.rank,
         "status": row.status,
         "name": row.name,
-        "code_size": row.code_size,
+        "detail": row.detail,
         "public_cost": row.public_cost,
         "retrain": row.retrain,
         "retrained_cost": row.retrained_cost,
@@ -115,7 +114,7 @@ def to_json(boards: Mapping[str, Sequence[Row]], *, final: bool, title: str, ent
         "title": title,
         "final": final,
         "ranked_by": "private_cost" if final else "public_cost",
-        "generated_from": {"entries": entries, "reconstructions_per_entry": shown},
+        "generated_from": {"entries": entries, "pictures_per_entry": shown},
         "tie_break": TIE_BREAK,
         "tracks": list(boards),  # the boards' display order (keys below are sorted)
         "boards": {
@@ -136,7 +135,7 @@ def _html_row(row: Row, final: bool) -> dict[str, Any]:
         "status": row.status,
         "css": {RANKED: "ranked", FLAGGED: "flagged", INVALID: "invalid"}[row.status],
         "name": row.name,
-        "code_size": row.code_size,
+        "detail": row.detail,
         "costs": [_shown(c) for c in costs],
         "retrain": row.retrain,
         "retrain_text": RETRAIN_TEXT[row.retrain],
@@ -145,27 +144,32 @@ def _html_row(row: Row, final: bool) -> dict[str, Any]:
     }
 
 
-def to_html(boards: Mapping[str, Sequence[Row]], originals: numpy.ndarray, *, final: bool, title: str) -> str:
-    """The self-contained page: the cost distribution, one table per board and the top entries' reconstructions."""
+def to_html(
+    boards: Mapping[str, Sequence[Row]], originals: numpy.ndarray | None, *, final: bool, spec: BoardSpec
+) -> str:
+    """The self-contained page: the cost distribution, one table per board and the top entries' pictures."""
     sections = []
     for track, rows in boards.items():
-        top = [r for r in rows if r.status == RANKED and r.reconstructions is not None][:TOP]
+        top = [r for r in rows if r.status == RANKED and r.picture is not None][:TOP]
         picture = None
-        if top and len(originals):
-            trimmed = [dataclasses.replace(r, reconstructions=r.reconstructions[:MAX_IMAGES]) for r in top]
-            picture = page.data_uri(figures.reconstructions(originals[:MAX_IMAGES], trimmed))
+        if top and originals is not None and len(originals):
+            trimmed = [dataclasses.replace(r, picture=r.picture[:MAX_IMAGES]) for r in top]
+            picture = page.data_uri(figures.pictures(originals[:MAX_IMAGES], trimmed, cmap=spec.picture_cmap))
         sections.append(
             {
                 "track": track,
-                "id": "board-" + track.lower().replace("/", "-"),
-                "description": TRACK_NOTES.get(track, ""),
+                "id": "board-" + "".join(ch if ch.isalnum() else "-" for ch in track.lower()),
+                "description": spec.track_notes.get(track, ""),
                 "rows": [_html_row(r, final) for r in rows],
-                "reconstructions": picture,
+                "pictures": picture,
             }
         )
     split = "private" if final else "public"
     return page.render(
-        title=title,
+        title=spec.title,
+        metric=spec.metric,
+        detail_label=spec.detail_label,
+        picture_caption=spec.picture_caption,
         final=final,
         tie_break=TIE_BREAK,
         distribution=page.data_uri(figures.cost_distribution(boards, split=split)),
@@ -174,14 +178,16 @@ def to_html(boards: Mapping[str, Sequence[Row]], originals: numpy.ndarray, *, fi
     )
 
 
-def _check_images(entries: Sequence[Entry], originals: numpy.ndarray) -> numpy.ndarray:
+def _check_images(entries: Sequence[Entry], originals: numpy.ndarray | None) -> numpy.ndarray | None:
+    if originals is None:
+        return None
     originals = numpy.asarray(originals, dtype=float)
     if originals.ndim != 3:
-        raise ValueError(f"originals must be an (m, 27, 27) array, got shape {originals.shape}")
+        raise ValueError(f"originals must be an (m, height, width) array, got shape {originals.shape}")
     for entry in entries:
-        if entry.reconstructions is not None and numpy.shape(entry.reconstructions) != originals.shape:
+        if entry.picture is not None and numpy.shape(entry.picture) != originals.shape:
             raise ValueError(
-                f"reconstructions of {entry.student!r} ({entry.track}) have shape {numpy.shape(entry.reconstructions)}"
+                f"the picture of {entry.student!r} ({entry.track}) has shape {numpy.shape(entry.picture)}"
                 f", the originals {originals.shape}"
             )
     return originals
@@ -201,21 +207,28 @@ def _write(path: Path, text: str) -> None:
 
 
 def write_boards(
-    entries: Sequence[Entry], out_dir: Path, *, originals: numpy.ndarray, final: bool, salt: str, title: str
+    entries: Sequence[Entry],
+    out_dir: Path,
+    *,
+    spec: BoardSpec,
+    originals: numpy.ndarray | None,
+    final: bool,
+    salt: str,
 ) -> dict[str, Path]:
     """Rank ``entries`` and write ``leaderboard.csv``, ``leaderboard.json`` and ``index.html`` into ``out_dir``.
 
     ``final=False`` ranks by the public cost and writes no private cost anywhere; ``final=True`` ranks by the
     private cost and shows both. ``salt`` is the course secret behind the pseudonyms; ``originals`` are the first
-    m public test images, which every entry's ``reconstructions`` (if any) decode. Returns the paths written.
+    m public test examples, of which every entry's ``picture`` (if any) shows its version. Returns the paths
+    written.
     """
     originals = _check_images(entries, originals)
-    boards = rank(entries, final=final, salt=salt)
+    boards = rank(entries, spec.tracks, final=final, salt=salt)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / "leaderboard.csv", "json": out_dir / "leaderboard.json", "html": out_dir / "index.html"}
-    shown = min(len(originals), MAX_IMAGES)
+    shown = 0 if originals is None else min(len(originals), MAX_IMAGES)
     _write(paths["csv"], to_csv(boards, final=final))
-    _write(paths["json"], to_json(boards, final=final, title=title, entries=len(entries), shown=shown))
-    _write(paths["html"], to_html(boards, originals, final=final, title=title))
+    _write(paths["json"], to_json(boards, final=final, title=spec.title, entries=len(entries), shown=shown))
+    _write(paths["html"], to_html(boards, originals, final=final, spec=spec))
     return paths

@@ -67,7 +67,7 @@ def cost_distribution(boards: Mapping[str, Sequence[Row]], *, split: str) -> byt
                 drawn = True
         if drawn:
             axes.set_xscale("log")
-            axes.set_xlabel(f"{split} cost (mean squared pixel error, log scale)")
+            axes.set_xlabel(f"{split} cost (log scale)")
         else:
             axes.text(0.5, 0.5, "no entries yet", ha="center", va="center", transform=axes.transAxes)
             axes.set_xticks([])
@@ -93,14 +93,14 @@ def mosaic(rows: Sequence[numpy.ndarray], pad: int = 2) -> numpy.ndarray:
     return tiled
 
 
-def reconstructions(originals: numpy.ndarray, top: Sequence[Row]) -> bytes:
-    """A grid: the original test images in the first row, then each top entry's decodings, labelled by name.
+def pictures(originals: numpy.ndarray, top: Sequence[Row], cmap: str = "gray_r") -> bytes:
+    """A grid: the original test examples in the first row, then each top entry's picture, labelled by name.
 
     The grid is one image (a single ``imshow``), which keeps drawing fast however many images are shown.
     Pixels a decoder left as NaN show in the separator colour rather than failing the board.
     """
     labels = ["original"] + [_label(f"#{row.rank} {row.name}") for row in top]
-    stacks = [numpy.asarray(originals, dtype=float)] + [numpy.asarray(row.reconstructions, dtype=float) for row in top]
+    stacks = [numpy.asarray(originals, dtype=float)] + [numpy.asarray(row.picture, dtype=float) for row in top]
     tiled = mosaic(stacks)
     cell = tiled.shape[0] / len(stacks)
     label_inches, scale = 2.2, 0.022  # inches per pixel of the mosaic
@@ -110,7 +110,8 @@ def reconstructions(originals: numpy.ndarray, top: Sequence[Row]) -> bytes:
         axes = figure.add_axes(
             (label_inches / width, 0.05 / height, scale * tiled.shape[1] / width, scale * tiled.shape[0] / height)
         )
-        colours = matplotlib.colormaps["gray"].with_extremes(bad="#c9cedb")
+        # The notebook's colours (circles black on white), with separators in a light blue-grey.
+        colours = matplotlib.colormaps[cmap].with_extremes(bad="#c9cedb")
         axes.imshow(tiled, cmap=colours, vmin=0.0, vmax=1.0, interpolation="nearest")
         axes.set_axis_off()
         for r, label in enumerate(labels):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import time
 import typing as t
 from pathlib import Path
 
@@ -20,9 +21,11 @@ from traitlets import Float, Integer
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import PyFileConfigLoader
 
-from mlphys.grading import challenge, records
+from mlphys import assignments
+from mlphys.grading import records
+from mlphys.grading.challenge import Challenge, Scoring
 from mlphys.grading.execute import SandboxedExecute, sandbox_problem
-from mlphys.leaderboard.entry import Entry
+from mlphys.leaderboard.entry import RETRAIN_STATES, BoardSpec, Entry
 from mlphys.leaderboard.export import write_boards
 from mlphys.leaderboard.ranking import rank
 
@@ -71,13 +74,6 @@ def _opted_in_name(gb: Gradebook, student: str) -> str:
     return full or student
 
 
-def _submitted_at(gb: Gradebook, assignment: str, student: str) -> datetime.datetime | None:
-    try:
-        return gb.find_submission(assignment, student).timestamp
-    except MissingEntry:
-        return None
-
-
 def _is_past_due(gb: Gradebook, assignment: str) -> bool:
     try:
         due = gb.find_assignment(assignment).duedate
@@ -86,20 +82,63 @@ def _is_past_due(gb: Gradebook, assignment: str) -> bool:
     return due is not None and due < datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
-def _entries(gb: Gradebook, assignment: str) -> list[tuple[str, str, dict[str, t.Any], dict[str, t.Any]]]:
-    """(student, notebook, record, entry) for every scored entry."""
+@dataclasses.dataclass
+class Found:
+    """One scored entry as stored by autograding, with where it is stored."""
+
+    student: str
+    notebook: str
+    record: dict[str, t.Any]  # the whole record of the student's notebook (show_name, cells, entries)
+    entry: dict[str, t.Any]  # this track's entry within it
+    recorded_at: datetime.datetime  # when the grader stored it (the tie-break; never the student's clock)
+
+
+def _finite(value: t.Any) -> bool:
+    return type(value) in (int, float)
+
+
+def entry_problem(challenge: Challenge, entry: t.Any) -> str | None:
+    """Why a stored entry cannot go on a board (validated strictly: a record may be old or damaged), or None."""
+    if not isinstance(entry, dict):
+        return "not a dict"
+    if entry.get("stage") != "scored":
+        return None  # not on any board; its problem is in the student's feedback
+    if type(entry.get("track")) is not str or entry["track"] not in challenge.tracks:
+        return f"unknown track {str(entry.get('track'))[:40]!r}"
+    if not (_finite(entry.get("public_cost")) and _finite(entry.get("private_cost"))):
+        return "costs are not numbers"
+    if not isinstance(entry.get("detail", ""), str):
+        return "detail is not text"
+    return None
+
+
+def found_entries(
+    gb: Gradebook, assignment: str, challenge: Challenge, log: t.Callable[[str], None] = print
+) -> list[Found]:
+    """Every scored entry of the assignment; a bad record is skipped and reported, never stops the boards."""
     found = []
-    for (student, notebook), record in sorted(records.load_records(gb, assignment, challenge.RECORD_KEY).items()):
-        for entry in record.get("entries", []):
-            if entry.get("stage") == "scored":
-                found.append((student, notebook, record, entry))
+    stored = records.load_records(gb, assignment, challenge.key)
+    for (student, notebook), (record, recorded_at) in sorted(stored.items()):
+        entries = record.get("entries") if isinstance(record, dict) else None
+        if not isinstance(entries, list):
+            log(f"skipping {student}'s record: it holds no list of entries")
+            continue
+        for entry in entries:
+            problem = entry_problem(challenge, entry)
+            if problem is not None:
+                log(f"skipping an entry of {student}: {problem}")
+            elif entry.get("stage") == "scored":
+                found.append(Found(student, notebook, record, entry, recorded_at))
     return found
 
 
 def _retrain_state(entry: dict[str, t.Any]) -> tuple[str, float | None]:
     check = entry.get("retrain")
     if isinstance(check, dict) and check.get("weights_sha256") == entry.get("weights_sha256"):
-        return check["status"], check.get("cost")
+        status = check.get("status")
+        cost = check.get("cost")
+        if status in RETRAIN_STATES:
+            return status, cost if _finite(cost) else None
     return "unchecked", None
 
 
@@ -111,8 +150,10 @@ def run_retraining(
     tracks: t.Collection[str] | None = None,
     students: t.Collection[str] = (),
 ) -> None:
-    """Retrain the ``top`` best entries of each board (of ``tracks``, default all), and every entry of
-    ``students``, unless already checked; store the verdicts with the entries."""
+    """Retrain the ``top`` best unchecked entries of each board (of ``tracks``, default all), and every entry
+    of ``students`` (again, even if checked before: an instructor re-runs a check this way); store the
+    verdicts with the entries.  A check that cannot finish is stored as "timed out", never as "flagged"."""
+    challenge = _challenge(assignment)
     settings = course.settings
     top = settings.retrain_top if top is None else top
     if top <= 0 and not students:
@@ -124,70 +165,90 @@ def run_retraining(
         course.executor.isolation(use_bwrap=problem is None), timeout=settings.retrain_timeout
     )
     with Gradebook(course.db_url) as gb:
-        found = _entries(gb, assignment)
-        by_track: dict[str, list[tuple[str, str, dict[str, t.Any], dict[str, t.Any]]]] = {}
-        for item in sorted(found, key=lambda item: item[3]["public_cost"]):
-            by_track.setdefault(item[3]["track"], []).append(item)
+        by_track: dict[str, list[Found]] = {}
+        for item in sorted(found_entries(gb, assignment, challenge, log), key=lambda f: f.entry["public_cost"]):
+            by_track.setdefault(item.entry["track"], []).append(item)
         for track, items in sorted(by_track.items()):
             if tracks is not None and track not in tracks:
                 continue
-            chosen = items[: max(top, 0)] + [item for item in items[max(top, 0) :] if item[0] in students]
-            for student, notebook, record, entry in chosen:
-                if _retrain_state(entry)[0] != "unchecked":
-                    continue
-                log(f"retraining {student}'s {track} entry (submitted cost {entry['public_cost']:.4f}) ...")
-                result = challenge.retrain_entry(
-                    record["cells"],
-                    track,
-                    entry["public_cost"],
-                    isolation=isolation,
-                    secret=course.secret,
-                    rel_tol=settings.rel_tol,
-                    abs_tol=settings.abs_tol,
+            unchecked = [f for f in items if _retrain_state(f.entry)[0] == "unchecked" and f.student not in students]
+            chosen = unchecked[: max(top, 0)] + [f for f in items if f.student in students]
+            for item in chosen:
+                log(f"retraining {item.student}'s {track} entry (submitted cost {item.entry['public_cost']:.4f}) ...")
+                scoring = Scoring(
+                    challenge,
+                    course.secret,
+                    isolation,
+                    item.record.get("cells", {}),
+                    deadline=time.monotonic() + settings.retrain_timeout,
                 )
+                result = challenge.retrain(
+                    track, item.entry["public_cost"], scoring, rel_tol=settings.rel_tol, abs_tol=settings.abs_tol
+                )
+                if result is None:
+                    log("  this challenge has no retraining check")
+                    return
                 log(f"  {result.status}: {result.message}")
-                entry["retrain"] = {
+                item.entry["retrain"] = {
                     "status": result.status,
                     "cost": result.retrained_cost,
                     "message": result.message,
-                    "weights_sha256": entry.get("weights_sha256"),
+                    "weights_sha256": item.entry.get("weights_sha256"),
                 }
-                records.update_record(gb, assignment, notebook, student, challenge.RECORD_KEY, record)
+                records.update_record(gb, assignment, item.notebook, item.student, challenge.key, item.record)
+
+
+def _challenge(assignment: str) -> Challenge:
+    plugin = assignments.get(assignment)
+    if plugin.challenge is None:
+        raise SystemExit(f"{assignment} has no leaderboard (its plug-in defines no challenge)")
+    return plugin.challenge
 
 
 def rebuild_boards(
-    course: Course, assignment: str, out_dir: Path, *, final: bool | None = None
+    course: Course, assignment: str, out_dir: Path, *, final: bool | None = None, log: t.Callable[[str], None] = print
 ) -> tuple[dict[str, Path], bool, list[Entry]]:
     """Write the boards of ``assignment``; ``final=None`` means final once the due date has passed."""
+    challenge = _challenge(assignment)
     with Gradebook(course.db_url) as gb:
         if final is None:
             final = _is_past_due(gb, assignment)
         entries = []
-        for student, _notebook, record, entry in _entries(gb, assignment):
-            status, retrained = _retrain_state(entry)
-            shown = entry.get("reconstructions")
+        for item in found_entries(gb, assignment, challenge, log):
+            status, retrained = _retrain_state(item.entry)
+            shown = item.entry.get("picture")
+            try:
+                picture = np.asarray(shown, dtype=float) if shown else None
+            except (TypeError, ValueError):
+                picture = None
             entries.append(
                 Entry(
-                    student=student,
-                    name=_opted_in_name(gb, student) if record.get("show_name") is True else None,
-                    track=entry["track"],
-                    code_size=int(entry["code_size"]),
-                    public_cost=float(entry["public_cost"]),
-                    private_cost=float(entry["private_cost"]),
-                    submitted_at=_submitted_at(gb, assignment, student),
+                    student=item.student,
+                    name=_opted_in_name(gb, item.student) if item.record.get("show_name") is True else None,
+                    track=item.entry["track"],
+                    detail=str(item.entry.get("detail", "")),
+                    public_cost=float(item.entry["public_cost"]),
+                    private_cost=float(item.entry["private_cost"]),
+                    submitted_at=item.recorded_at,
                     retrain=status,
                     retrained_cost=retrained,
-                    reconstructions=np.asarray(shown, dtype=float) if shown else None,
+                    picture=picture,
                 )
             )
-    originals = challenge.hidden_images(course.secret)["public"][: challenge.SHOWN_IMAGES].astype(float)
+    originals = challenge.page_originals(course.secret)
+    if originals is not None:
+        entries = [e for e in entries if e.picture is None or e.picture.shape == originals.shape] + [
+            dataclasses.replace(e, picture=None)
+            for e in entries
+            if e.picture is not None and e.picture.shape != originals.shape
+        ]
     paths = write_boards(
         entries,
         out_dir,
+        spec=BoardSpec.of(challenge),
         originals=originals,
         final=final,
         salt=_salt(course.secret),
-        title=f"Grand Autoencoder Challenge — {assignment}",
     )
     return paths, final, entries
 
@@ -196,17 +257,17 @@ def _salt(secret: str) -> str:
     return "pseudonyms:" + (secret or "unset")
 
 
-def summary(entries: list[Entry], final: bool, secret: str) -> str:
+def summary(entries: list[Entry], tracks: t.Sequence[str], final: bool, secret: str) -> str:
     """The boards as text, for the terminal."""
     lines = []
-    for track, rows in rank(entries, final=final, salt=_salt(secret)).items():
+    for track, rows in rank(entries, tracks, final=final, salt=_salt(secret)).items():
         if not rows:
             continue
         lines.append(f"\n{track} ({'final, private split' if final else 'public split'})")
         for row in rows:
             cost = row.private_cost if final else row.public_cost
             place = f"{row.rank:>3}" if row.rank is not None else "  -"
-            lines.append(f"  {place}  {row.name:28} code {row.code_size}  cost {cost:.4f}  {row.retrain}")
+            lines.append(f"  {place}  {row.name:28} {row.detail:>6}  cost {cost:.4f}  {row.retrain}")
     return "\n".join(lines)
 
 

@@ -77,8 +77,8 @@ TEMPLATE = """<!DOCTYPE html>
 <body>
 <header>
 <h1 id="title">{{ title }}</h1>
-<p class="note">{{ board_kind }}: ranked by the <strong>{{ split }}</strong> cost (mean squared pixel error on the
-{{ split }} test images; lower is better). How ties and flagged entries are handled is explained
+<p class="note">{{ board_kind }}: ranked by the <strong>{{ split }}</strong> cost ({{ metric }}, on the
+{{ split }} split; lower is better). How ties and flagged entries are handled is explained
 <a href="#ranking-rules">below</a>.</p>
 </header>
 <figure id="distribution">
@@ -97,13 +97,13 @@ retraining check).</figcaption>
 <p class="note">{{ board.description }}</p>
 {%- if board.rows %}
 <table class="board" data-track="{{ board.track }}">
-<thead><tr><th>rank</th><th>name</th><th>code size</th>
+<thead><tr><th>rank</th><th>name</th><th>{{ detail_label }}</th>
 {%- for column in cost_columns %}<th>{{ column }}</th>{% endfor -%}
 <th>retraining check</th><th>retrained cost</th><th>submitted</th></tr></thead>
 <tbody>
 {%- for row in board.rows %}
 <tr class="entry {{ row.css }}" data-rank="{{ row.rank }}" data-status="{{ row.status }}">
-<td class="rank">{{ row.rank_text }}</td><td class="name">{{ row.name }}</td><td class="num">{{ row.code_size }}</td>
+<td class="rank">{{ row.rank_text }}</td><td class="name">{{ row.name }}</td><td class="num">{{ row.detail }}</td>
 {%- for cost in row.costs %}<td class="num cost">{{ cost }}</td>{% endfor -%}
 <td class="retrain"><span class="badge {{ row.retrain }}">{{ row.retrain_text }}</span></td>
 <td class="num">{{ row.retrained }}</td><td>{{ row.submitted }}</td></tr>
@@ -113,11 +113,10 @@ retraining check).</figcaption>
 {%- else %}
 <p class="empty">No entries yet.</p>
 {%- endif %}
-{%- if board.reconstructions %}
-<figure class="reconstructions">
-<img src="{{ board.reconstructions }}" alt="Top entries of {{ board.track }}: reconstructions of public test images">
-<figcaption>First row: public test images. Next rows: their reconstructions by the best entries of this
-board.</figcaption>
+{%- if board.pictures %}
+<figure class="pictures">
+<img src="{{ board.pictures }}" alt="Top entries of {{ board.track }}: {{ picture_caption }}">
+<figcaption>First row: public test examples. Next rows: {{ picture_caption }}.</figcaption>
 </figure>
 {%- endif %}
 </section>
@@ -152,6 +151,9 @@ _ENVIRONMENT = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefi
 def render(
     *,
     title: str,
+    metric: str,
+    detail_label: str,
+    picture_caption: str,
     final: bool,
     tie_break: str,
     distribution: str,
@@ -161,7 +163,10 @@ def render(
     """The page's HTML; every string argument is escaped except the fixed CSS and script."""
     return _ENVIRONMENT.from_string(TEMPLATE).render(
         title=title,
-        board_kind="Final board" if final else "Public board (the final ranking uses hidden private test images)",
+        metric=metric,
+        detail_label=detail_label,
+        picture_caption=picture_caption,
+        board_kind="Final board" if final else "Public board (the final ranking uses a hidden private split)",
         split="private" if final else "public",
         tie_break=tie_break,
         distribution=distribution,

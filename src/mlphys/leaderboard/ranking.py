@@ -14,15 +14,16 @@ from collections.abc import Sequence
 
 import numpy
 
-from mlphys.leaderboard.entry import TRACKS, Entry
+from mlphys.leaderboard.entry import Entry
 from mlphys.leaderboard.pseudonyms import secret_order, shown_names
 
 TIE_BREAK = (
     "Within a track, ranked entries are ordered by cost, lowest first: the public cost while the challenge runs, "
-    "the private cost on the final board. Equal costs (compared exactly, as stored) are ordered by earlier "
-    "submission time (an entry without one counts as latest), then by shown name alphabetically, then by a "
-    "salted hash of the student. Entries flagged by the retraining check are shown but not ranked and come "
-    "after the ranked ones; entries whose cost is not a finite number are not ranked and come last."
+    "the private cost on the final board. Equal costs (compared exactly, as stored) are ordered by the earlier "
+    "time the grader recorded the entry (an entry without one counts as latest), then by shown name "
+    "alphabetically, then by a salted hash of the student. Entries flagged by the retraining check are shown "
+    "but not ranked and come after the ranked ones; entries whose cost is not a finite number are not ranked "
+    "and come last."
 )
 
 RANKED, FLAGGED, INVALID = "ranked", "flagged", "invalid cost"
@@ -40,14 +41,14 @@ class Row:
     rank: int | None
     status: str  # RANKED, FLAGGED or INVALID
     name: str
-    code_size: int
+    detail: str
     public_cost: float
     private_cost: float | None
     retrain: str
     retrained_cost: float | None
     submitted_at: datetime.datetime | None
     student: str = dataclasses.field(repr=False)
-    reconstructions: numpy.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
+    picture: numpy.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def cost(self) -> float:
@@ -72,8 +73,10 @@ def _moment(when: datetime.datetime | None) -> tuple[bool, float]:
     return (False, when.timestamp())
 
 
-def rank(entries: Sequence[Entry], *, final: bool, salt: str | None = None) -> dict[str, list[Row]]:
-    """Rank ``entries`` into boards: track -> rows, best first, every track present (possibly empty).
+def rank(
+    entries: Sequence[Entry], tracks: Sequence[str], *, final: bool, salt: str | None = None
+) -> dict[str, list[Row]]:
+    """Rank ``entries`` into boards: track -> rows, best first, every one of ``tracks`` present (possibly empty).
 
     ``final`` picks the split that decides the rank (private if True, public otherwise). Pass the course ``salt``
     to get the published pseudonyms and exactly the published order; without it, students who did not opt in
@@ -103,12 +106,15 @@ def rank(entries: Sequence[Entry], *, final: bool, salt: str | None = None) -> d
             _moment(entry.submitted_at),
             names[entry.student],
             secret[entry.student],
-            entry.code_size,
+            entry.detail,
             entry.retrain,
             retrained if math.isfinite(retrained) else math.inf,
         )
 
-    boards: dict[str, list[Row]] = {track: [] for track in TRACKS}
+    boards: dict[str, list[Row]] = {track: [] for track in tracks}
+    unknown = sorted({e.track for e in entries} - set(boards))
+    if unknown:
+        raise ValueError(f"unknown track(s) {', '.join(map(repr, unknown))}; expected one of {', '.join(tracks)}")
     for entry in sorted(entries, key=key):
         board = boards[entry.track]
         kind = group(entry)
@@ -118,14 +124,14 @@ def rank(entries: Sequence[Entry], *, final: bool, salt: str | None = None) -> d
                 rank=len(board) + 1 if kind == 0 else None,
                 status=FLAGGED if entry.retrain == "flagged" else (RANKED if kind == 0 else INVALID),
                 name=names[entry.student],
-                code_size=int(entry.code_size),
+                detail=str(entry.detail),
                 public_cost=as_float(entry.public_cost),
                 private_cost=as_float(entry.private_cost) if final else None,
                 retrain=entry.retrain,
                 retrained_cost=None if entry.retrained_cost is None else as_float(entry.retrained_cost),
                 submitted_at=entry.submitted_at,
                 student=entry.student,
-                reconstructions=entry.reconstructions,
+                picture=entry.picture,
             )
         )
     return boards

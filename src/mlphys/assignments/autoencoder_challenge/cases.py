@@ -21,9 +21,9 @@ from pathlib import Path
 
 import nbformat
 
+from mlphys.assignments.autoencoder_challenge.challenge import ARCHITECTURE_CELL, PREAMBLE, TRAINING_CELL
 from mlphys.course import autoencoder
 from mlphys.demo.case import Case, Materials, write_notebook
-from mlphys.grading.challenge import ARCHITECTURE_CELL, PREAMBLE, TRAINING_CELL
 
 CACHE = Path(os.environ.get("MLPHYS_CACHE", Path.home() / ".cache" / "mlphys")) / "demo-weights"
 PICKLE_MARKER = "/tmp/mlphys-demo-pickle-ran"  # the pickled payload would create this file

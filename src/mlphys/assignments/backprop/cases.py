@@ -11,10 +11,12 @@ test_forward        2       ``forward``: every z and y of 8 networks (trusted fo
 test_cost           1       ``cost`` = 1/(2B) * sum of squares, a single number
 test_backward       3       ``backward`` against a trusted backprop, hypothesis over shapes,
                             batch sizes (from 1), activations, weight scales (deterministic)
-test_gradient_step  1       ``gradient_step`` = w - learning_rate * g, exactly
+test_gradient_step  1       ``gradient_step`` = w - learning_rate * g, exactly, leaving the
+                            arrays and lists it is given unchanged
 test_train          2       ``train([2, 30, 30, 1], "relu", "linear", 0.2, 2000, 50, seed)``:
                             the trained network, evaluated by the grader on fresh points,
-                            has cost < 1.5e-3; the cost history came down
+                            has cost < 1.5e-3; the cost history came down, and jumps from
+                            step to step as fresh batches make it (one reused batch does not)
 ==================  ======  =============================================================
 
 The student's functions call each other (``backward`` normally calls ``forward`` and
@@ -107,6 +109,40 @@ def gradient_step(weights, biases, grad_weights, grad_biases, learning_rate):
     return new_weights, new_biases
 """
 
+# Right values, but the arrays it is given are changed in place (and returned): training works the same.
+_GRADIENT_STEP_IN_PLACE = """
+def gradient_step(weights, biases, grad_weights, grad_biases, learning_rate):
+    for w, g in zip(weights, grad_weights):
+        w -= learning_rate * g
+    for b, g in zip(biases, grad_biases):
+        b -= learning_rate * g
+    return weights, biases
+"""
+
+# One batch, drawn before the loop, for every step: the trained network still reaches the required cost
+# on fresh points (about 1.2e-3 for the graded seed), so only the cost history gives it away.
+_TRAIN_ONE_BATCH = """
+def init_network(layer_sizes, rng):
+    weights, biases = [], []
+    for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+        weights.append(rng.normal(0.0, 1.0 / np.sqrt(n_in), size=(n_in, n_out)))
+        biases.append(np.zeros(n_out))
+    return weights, biases
+
+
+def train(layer_sizes, hidden_activation, output_activation, learning_rate, steps, batch_size, seed):
+    rng = np.random.default_rng(seed)
+    weights, biases = init_network(layer_sizes, rng)
+    costs = np.zeros(steps)
+    y_in = rng.uniform(-0.5, 0.5, size=(batch_size, 2))
+    y_target = target_function(y_in)
+    for step in range(steps):
+        costs[step] = cost(forward(y_in, weights, biases, hidden_activation, output_activation)[1][-1], y_target)
+        grad_weights, grad_biases = backward(y_in, y_target, weights, biases, hidden_activation, output_activation)
+        weights, biases = gradient_step(weights, biases, grad_weights, grad_biases, learning_rate)
+    return weights, biases, costs
+"""
+
 # student id, description, replaced solution cells, test cells the mistake breaks
 _MISTAKES: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
     (
@@ -146,6 +182,18 @@ _MISTAKES: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
         "gradient_step moves along the gradient (w + eta * g) instead of against it",
         {"gradient_step_solution": _GRADIENT_STEP_WRONG_SIGN},
         ("test_gradient_step", "test_train"),
+    ),
+    (
+        "mistake_bp_step_in_place",
+        "gradient_step updates the arrays it is given in place (right values; training unaffected)",
+        {"gradient_step_solution": _GRADIENT_STEP_IN_PLACE},
+        ("test_gradient_step",),
+    ),
+    (
+        "mistake_bp_train_one_batch",
+        "train draws one batch before the loop and reuses it for every step",
+        {"train_solution": _TRAIN_ONE_BATCH},
+        ("test_train",),
     ),
     (
         "mistake_bp_layer_shift",

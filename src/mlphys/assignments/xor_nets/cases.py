@@ -8,18 +8,17 @@ test cell          points  judges
 test_sigmoid       1       ``sigmoid`` (values, shapes, z = +-1000 finite and in [0, 1])
 test_step          1       ``step`` (float output, step(0) == 0)
 test_relu_linear   1       ``relu`` and ``linear``
-test_apply_layer   1       ``apply_layer`` (trusted reference; see below)
-test_apply_net     2       ``apply_net`` (trusted reference; see below)
-test_xor_step      2       ``XOR_STEP_*`` with a trusted forward pass and trusted step
-test_xor_sigmoid   2       ``XOR_SIGMOID_*`` with a trusted forward pass and trusted sigmoid
+test_apply_layer   1       ``apply_layer``, given the course's activations
+test_apply_net     2       ``apply_net``, given the course's activations; leaves its arguments unchanged
+test_xor_step      2       ``XOR_STEP_*`` with a trusted forward pass and the course's step
+test_xor_sigmoid   2       ``XOR_SIGMOID_*`` with a trusted forward pass and the course's sigmoid
 =================  ======  ==============================================================
 
-The reference forward passes are always computed with trusted activations (a stateful student
-activation could otherwise vouch for any ``apply_layer``).  So that a wrong activation costs only its
-own cell, the ``apply_layer``/``apply_net`` tests first probe the student's sigmoid, relu and linear
-and call the student's functions only with activations that agree with the trusted ones (a wrong one
-is replaced by a correct nonlinear one, where there is any).  ``apply_net`` normally calls
-``apply_layer``, so a broken ``apply_layer`` also costs the ``apply_net`` points.
+Each test judges its own cell: the references are the course library's activations
+(``mlphys.course.activations``), and the ``apply_layer``/``apply_net`` tests pass those same functions
+into the student's code (as ``CourseFunction`` names that the kernel imports), so a wrong activation of
+the student's costs only its own cell.  ``apply_net`` normally calls ``apply_layer``, so a broken
+``apply_layer`` also costs the ``apply_net`` points.
 
 ``step`` with ``>=`` instead of ``>``: the docstring and the markdown fix step(0) = 0, the visible
 self-check shows it, and the hidden test checks z = 0 exactly, so that mistake costs the step cell.
@@ -39,6 +38,14 @@ _SIGMOID_NAN = """
 def sigmoid(z):
     e = np.exp(z)
     return e / (1.0 + e)
+"""
+
+# Wrong only below z = -10, where it returns 0 instead of at most 4.5e-5: it used to agree with the old
+# probe of the student's activations and then cost the apply_net cell too.
+_SIGMOID_CUTOFF = """
+def sigmoid(z):
+    z = np.asarray(z, dtype=float)
+    return np.where(z < -10.0, 0.0, 1.0 / (1.0 + np.exp(-np.maximum(z, -10.0))))
 """
 
 _STEP_GE = """
@@ -72,6 +79,15 @@ _NET_SKIP_LAST = """
 def apply_net(y, weights, biases, activations):
     for k in range(len(weights) - 1):
         y = apply_layer(y, weights[k], biases[k], activations[k])
+    return y
+"""
+
+# Right values, but it empties the list of activations it is given (each call passes a fresh list in
+# the notebook, so nothing else notices).
+_NET_CONSUMES_ACTIVATIONS = """
+def apply_net(y, weights, biases, activations):
+    for w, b in zip(weights, biases):
+        y = apply_layer(y, w, b, activations.pop(0))
     return y
 """
 
@@ -110,6 +126,18 @@ XOR_SIGMOID_BIASES = [np.full(4, c), np.zeros(1)]
 """
 
 
+# The construction with an output gain of 1.7e308 and the hidden neurons in the order s+, d+, s-, d-:
+# the output neuron's sum of +-1.7e308 terms overflows to inf - inf = NaN at most points (numpy sums in
+# pairs), and a check of the form `deviation > 0.1` is False for NaN, so it used to pass.
+_XOR_SIGMOID_NAN = """
+a, c, g = 2.0, 1.0, 1.7e308
+XOR_SIGMOID_WEIGHTS = [
+    a * np.array([[1.0, 1.0, -1.0, -1.0], [1.0, -1.0, -1.0, 1.0]]),
+    g * np.array([[1.0], [-1.0], [1.0], [-1.0]]),
+]
+XOR_SIGMOID_BIASES = [np.full(4, c), np.zeros(1)]
+"""
+
 _XOR_SIGMOID_TWO_HIDDEN = """
 XOR_SIGMOID_WEIGHTS = [
     2.0 * np.array([[1.0, -1.0, 1.0, -1.0], [1.0, -1.0, -1.0, 1.0]]),
@@ -131,6 +159,12 @@ _MISTAKES: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
         "mistake_sigmoid_nan",
         "sigmoid as exp(z)/(1+exp(z)): NaN at z = +1000",
         {"sigmoid_solution": _SIGMOID_NAN},
+        ("test_sigmoid",),
+    ),
+    (
+        "mistake_sigmoid_cutoff",
+        "sigmoid cut to 0 below z = -10 (slightly wrong): costs only the sigmoid cell",
+        {"sigmoid_solution": _SIGMOID_CUTOFF},
         ("test_sigmoid",),
     ),
     ("mistake_step_ge", "step uses z >= 0, so step(0) = 1", {"step_solution": _STEP_GE}, ("test_step",)),
@@ -165,6 +199,12 @@ _MISTAKES: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
         ("test_apply_net",),
     ),
     (
+        "mistake_net_consumes_activations",
+        "apply_net pops the activations off the list it is given (right values, argument emptied)",
+        {"apply_net_solution": _NET_CONSUMES_ACTIVATIONS},
+        ("test_apply_net",),
+    ),
+    (
         "mistake_xor_step_one_hidden",
         "XOR step network with only one hidden layer (not allowed, and not XOR)",
         {"xor_step_solution": _XOR_STEP_ONE_HIDDEN},
@@ -192,6 +232,12 @@ _MISTAKES: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
         "mistake_xor_sigmoid_sign",
         "XOR sigmoid network with the output sign flipped (computes NOT XOR)",
         {"xor_sigmoid_solution": _xor_sigmoid(-500.0)},
+        ("test_xor_sigmoid",),
+    ),
+    (
+        "mistake_xor_sigmoid_nan",
+        "XOR sigmoid network with an output gain of 1.7e308: its output is NaN at most points",
+        {"xor_sigmoid_solution": _XOR_SIGMOID_NAN},
         ("test_xor_sigmoid",),
     ),
     (

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from mlphys.assignments.lstm_time_evolution import simulator
-from mlphys.assignments.lstm_time_evolution.scoring import MODEL_CELL, PREAMBLE
+from mlphys.assignments.lstm_time_evolution.scoring import MODEL, MODEL_CELL
 from mlphys.course import oscillators
 from mlphys.demo.case import Case, Materials, write_notebook
 
@@ -174,7 +174,7 @@ def _build_model(model_source: str) -> t.Any:
     import torch
 
     namespace: dict[str, t.Any] = {}
-    exec(PREAMBLE + model_source, namespace)
+    exec(MODEL.preamble + model_source, namespace)
     torch.manual_seed(0)
     return namespace["TrajectoryLSTM"](), namespace
 

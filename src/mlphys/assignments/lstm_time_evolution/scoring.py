@@ -1,12 +1,16 @@
 """Scoring the trained LSTM of 04_lstm_time_evolution where the student's code cannot reach the verdict.
 
-1. The weights file is loaded here with ``torch.load(weights_only=True)`` (no pickled code runs), after a
-   size check, and kept as plain float arrays.
+It goes through the engine's challenge protocol (:mod:`mlphys.grading.challenge`) with one track and no
+leaderboard: the assignment does not register it as its ``challenge``, its hidden tests call
+:func:`score_model` instead.
+
+1. The weights file is loaded in the grader by the protocol's ``load_weights`` (sizes checked first,
+   ``torch.load(weights_only=True)``, plain number arrays only).
 2. The hidden trajectories are simulated here, by the trusted simulator, from initial conditions drawn
    from the course secret; no sandbox sees the secret or a second half.
 3. The student's model runs in a fresh sandboxed kernel built from their model cell alone (plus
    :mod:`kernel`'s helper), which receives the weights and the observed first halves only.
-4. Its predictions are validated here (shape, finite numbers) and the second-half error is computed
+4. Its predictions are validated here (shape, finite numbers), and the second-half error is computed
    here, beside the two yardsticks on the same trajectories.
 """
 
@@ -22,28 +26,20 @@ import numpy as np
 
 from mlphys.assignments.lstm_time_evolution import simulator
 from mlphys.course import oscillators
-from mlphys.grading.hidden import StudentError, StudentFunction
-from mlphys.grading.isolated import CellFailed, KernelProblem, run_fresh
-from mlphys.grading.submission import Submission
+from mlphys.grading.challenge import Challenge, EntryProblem, Scored, Scoring, score_track
 from mlphys.kernel import wire
 
+if t.TYPE_CHECKING:
+    from mlphys.grading.submission import Submission
+
 RECORD_KEY = "lstm_time_evolution"
+TRACK = "N2"
 MODEL_CELL = "model"
 MODEL_CLASS = "TrajectoryLSTM"
 HIDDEN_TRAJECTORIES = 500
-MAX_WEIGHTS_BYTES = 5 * 2**20
-MAX_PARAMETERS = 1_000_000
-# What the model cell may rely on, as the notebook says.
-PREAMBLE = (
-    "import numpy as np\nimport torch\nfrom torch import nn\n"
-    "from mlphys.course.oscillators import OBSERVED, STEPS, observed_input\n"
-)
-KERNEL_SOURCE = Path(__file__).with_name("kernel.py").read_text()
 _PREDICT = "__mlphys_lstm_predict"
 
-
-class EntryProblem(Exception):
-    """Why the model cannot be scored, in words the student can act on."""
+__all__ = ["EntryProblem", "expect_mse_below", "expect_valid_predictions", "score_model"]
 
 
 @functools.lru_cache(maxsize=4)
@@ -56,98 +52,20 @@ def hidden_trajectories(secret: str) -> np.ndarray:
 
 
 @dataclasses.dataclass
-class ModelScore:
-    """The model's result; ``stage`` says how far it got: weights, model or scored."""
+class ModelScored(Scored):
+    """The protocol's result, with the two yardsticks on the same hidden trajectories.
 
-    stage: str = "weights"
-    problem: str | None = None
-    mse: float | None = None  # second-half mean squared error on the hidden trajectories
-    zero_mse: float | None = None  # the yardsticks on the same trajectories
+    ``public_cost`` is the model's second-half mean squared error on all hidden trajectories.
+    """
+
+    zero_mse: float | None = None
     frequency_mse: float | None = None
-    weights_sha256: str | None = None
 
     @property
     def best_yardstick(self) -> float | None:
         if self.zero_mse is None or self.frequency_mse is None:
             return None
         return min(self.zero_mse, self.frequency_mse)
-
-
-def load_model_weights(path: Path, max_bytes: int = MAX_WEIGHTS_BYTES) -> dict[str, np.ndarray]:
-    """The ``"model"`` state dict of a weights file as float arrays, or EntryProblem."""
-    import torch
-
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise EntryProblem(
-            f"Your weights file {path.name} has {size / 2**20:.1f} MB; at most {max_bytes / 2**20:.0f} MB are allowed."
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickled code, a corrupt file, anything not plain tensors
-        first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise EntryProblem(
-            f"Your weights file {path.name} cannot be loaded as plain tensors (torch.load with weights_only=True "
-            f"refused it: {first_line}). Save it with save_model."
-        ) from None
-    tensors = state.get("model") if isinstance(state, dict) and set(state) == {"model"} else None
-    if not isinstance(tensors, dict):
-        raise EntryProblem(f"{path.name} must hold a dict {{'model': state dict}} (save it with save_model).")
-    plain: dict[str, np.ndarray] = {}
-    for key, value in tensors.items():
-        if type(key) is not str or not isinstance(value, torch.Tensor | np.ndarray):
-            raise EntryProblem(f"{path.name}: the model's state dict must map parameter names to tensors.")
-        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
-        if array.dtype.kind not in "fiub":
-            raise EntryProblem(f"{path.name}: parameter {key!r} has dtype {array.dtype}; only numbers are allowed.")
-        plain[key] = np.array(array, copy=True)
-    count = sum(a.size for a in plain.values())
-    if count > MAX_PARAMETERS:
-        raise EntryProblem(f"{path.name} holds {count:,} numbers; at most {MAX_PARAMETERS:,} are allowed.")
-    return plain
-
-
-def _predict_fresh(submission: Submission, state: dict[str, np.ndarray], observed: np.ndarray) -> t.Any:
-    """The student's predictions from a brand-new sandboxed kernel built from their model cell alone."""
-    cells = [PREAMBLE, submission.cell_source(MODEL_CELL) or "", KERNEL_SOURCE]
-
-    def transport(request: dict[str, t.Any]) -> t.Any:
-        return run_fresh(submission.isolation, cells, request)
-
-    return StudentFunction(_PREDICT, transport)(wire.RemoteRef(MODEL_CLASS), state, observed)
-
-
-def _predict_in_process(namespace: dict[str, t.Any], state: dict[str, np.ndarray], observed: np.ndarray) -> t.Any:
-    """The instructor's own notebook: the same steps, with the class of their kernel."""
-    if MODEL_CLASS not in namespace:
-        raise EntryProblem(f"The notebook does not define {MODEL_CLASS}.")
-    helpers: dict[str, t.Any] = {}
-    exec(compile(KERNEL_SOURCE, "kernel.py", "exec"), helpers)
-    return helpers[_PREDICT](namespace[MODEL_CLASS], state, observed)
-
-
-def _predictions(submission: Submission, state: dict[str, np.ndarray], observed: np.ndarray) -> np.ndarray:
-    try:
-        if submission.in_process is not None:
-            raw = _predict_in_process(submission.in_process, state, observed)
-        else:
-            raw = _predict_fresh(submission, state, observed)
-    except StudentError as exc:
-        raise EntryProblem(
-            f"Building {MODEL_CLASS}(), loading your weights into it or calling its predict raised "
-            f"{exc.type_name}: {exc.message}"
-        ) from None
-    except CellFailed as exc:
-        raise EntryProblem(
-            f"Your model cell raised {exc.ename}: {exc.evalue} when run on its own (with numpy as np, torch, "
-            "`from torch import nn` and OBSERVED, STEPS, observed_input imported): it must contain everything "
-            "your network needs."
-        ) from None
-    except KernelProblem as exc:
-        raise EntryProblem(f"Running your model failed: {exc}.") from None
-    except wire.WireError as exc:
-        raise EntryProblem(f"Your model handed back data the grader cannot accept ({exc}).") from None
-    return validate_predictions(raw, len(observed))
 
 
 def validate_predictions(value: t.Any, n: int) -> np.ndarray:
@@ -165,54 +83,86 @@ def validate_predictions(value: t.Any, n: int) -> np.ndarray:
     return predicted
 
 
-def score_model(submission: Submission) -> ModelScore:
-    """Score the submitted weights on the hidden trajectories, once per grading run.  Never raises."""
-    cached = submission.records.get("_lstm_score")
-    if isinstance(cached, ModelScore):
-        return cached
-    score = ModelScore()
-    true = hidden_trajectories(submission.secret)
-    observed = true[:, : oscillators.OBSERVED]
-    score.zero_mse = oscillators.second_half_mse(oscillators.predict_zero(observed), true)
-    score.frequency_mse = oscillators.second_half_mse(oscillators.predict_constant_frequency(observed), true)
-    try:
-        path = submission.file(oscillators.WEIGHTS_FILE)
-        if path is None:
-            raise EntryProblem(
-                f"There is no weights file {oscillators.WEIGHTS_FILE} in your submission. Run the training cell, "
-                "which saves it, and submit it together with the notebook."
+class TrajectoryModel(Challenge):
+    """The protocol's view of this assignment's model: one track, the ``model`` cell, one weights part."""
+
+    key = RECORD_KEY
+    title = "An LSTM that predicts the time evolution of coupled oscillators"
+    tracks = (TRACK,)
+    metric = "second-half MSE"
+    weights_parts = ("model",)
+    max_weights_bytes = 5 * 2**20
+    max_parameters = 1_000_000
+    cells = (MODEL_CELL,)
+    # What the model cell may rely on, as the notebook says.
+    preamble = (
+        "import numpy as np\nimport torch\nfrom torch import nn\n"
+        "from mlphys.course.oscillators import OBSERVED, STEPS, observed_input\n"
+    )
+    kernel_source = Path(__file__).with_name("kernel.py").read_text()
+
+    def weights_filename(self, track: str) -> str:
+        return oscillators.WEIGHTS_FILE
+
+    def score(self, track: str, state: dict[str, dict[str, np.ndarray]], context: Scoring) -> Scored:
+        true = hidden_trajectories(context.secret)
+        observed = true[:, : oscillators.OBSERVED]
+        entry = ModelScored(
+            track,
+            stage="model",
+            zero_mse=oscillators.second_half_mse(oscillators.predict_zero(observed), true),
+            frequency_mse=oscillators.second_half_mse(oscillators.predict_constant_frequency(observed), true),
+        )
+        try:
+            raw = context.fresh_kernel([MODEL_CELL]).call(
+                _PREDICT, wire.RemoteRef(MODEL_CLASS), state["model"], observed, what="model"
             )
-        score.weights_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-        state = load_model_weights(path)
-        score.stage = "model"
-        predicted = _predictions(submission, state, observed)
-    except EntryProblem as exc:
-        score.problem = str(exc)
-    else:
-        score.mse = oscillators.second_half_mse(predicted, true)
-        score.stage = "scored"
-    submission.records["_lstm_score"] = score
-    submission.record(RECORD_KEY, dataclasses.asdict(score))
-    return score
+            predicted = validate_predictions(raw, len(observed))
+        except EntryProblem as exc:
+            entry.problem = str(exc)
+            return entry
+        entry.public_cost = oscillators.second_half_mse(predicted, true)
+        entry.stage = "scored"
+        return entry
+
+
+MODEL = TrajectoryModel()
+
+
+def score_model(submission: Submission) -> ModelScored:
+    """Score the submitted weights on the hidden trajectories, once per grading run.  Never raises."""
+    cached = submission.cache.get(RECORD_KEY)
+    if isinstance(cached, ModelScored):
+        return cached
+    scored = score_track(MODEL, submission, TRACK, submission.scoring(MODEL))
+    if not isinstance(scored, ModelScored):  # it failed before scoring (weights): the yardsticks still hold
+        true = hidden_trajectories(submission.secret)
+        observed = true[:, : oscillators.OBSERVED]
+        scored = ModelScored(**dataclasses.asdict(scored))
+        scored.zero_mse = oscillators.second_half_mse(oscillators.predict_zero(observed), true)
+        scored.frequency_mse = oscillators.second_half_mse(oscillators.predict_constant_frequency(observed), true)
+    submission.cache[RECORD_KEY] = scored
+    submission.record(RECORD_KEY, {"entries": [scored.to_record()]})
+    return scored
 
 
 # ---- what the hidden tests assert ------------------------------------------------------------------
 
 
-def expect_valid_predictions(score: ModelScore) -> None:
+def expect_valid_predictions(scored: ModelScored) -> None:
     """The weights load into a fresh model, and predict gives finite predictions of the right shape."""
-    if score.stage != "scored":
-        raise AssertionError(score.problem or "Your model could not be scored.")
+    if scored.stage != "scored" or scored.public_cost is None:
+        raise AssertionError(scored.problem or "Your model could not be scored.")
 
 
-def expect_mse_below(score: ModelScore, fraction: float) -> None:
+def expect_mse_below(scored: ModelScored, fraction: float) -> None:
     """The second-half error on the hidden trajectories is below ``fraction`` x the better yardstick."""
-    expect_valid_predictions(score)
-    assert score.mse is not None and score.best_yardstick is not None
-    ratio = score.mse / score.best_yardstick
+    expect_valid_predictions(scored)
+    assert scored.public_cost is not None and scored.best_yardstick is not None
+    ratio = scored.public_cost / scored.best_yardstick
     if not ratio < fraction:
         raise AssertionError(
             f"On the grader's hidden trajectories, the mean squared error of your predictions in the second half "
-            f"is {score.mse:.3g}, {ratio:.3g} times that of the better yardstick; this test needs below "
+            f"is {scored.public_cost:.3g}, {ratio:.3g} times that of the better yardstick; this test needs below "
             f"{fraction:g} times."
         )

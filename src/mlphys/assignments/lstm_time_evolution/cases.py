@@ -144,8 +144,9 @@ class _Snooping(TrajectoryLSTM):
             return hidden_trajectories(secret)[: len(observed)]
         except Exception as exc:
             found.append(repr(exc))
-        for pattern in ("/proc/*/environ", "/proc/*/cmdline", "/**/gradebook.db", "/**/*.npy", "/tmp/*", "~/*"):
-            for path in glob.glob(os.path.expanduser(pattern), recursive=pattern.startswith("/**"))[:50]:
+        for pattern in ("/proc/*/environ", "/proc/*/cmdline", "/*/gradebook.db", "/*/*/gradebook.db",
+                        "/*/*/*.npy", "/tmp/*", "~/*"):
+            for path in glob.glob(os.path.expanduser(pattern))[:50]:
                 try:
                     with open(path, "rb") as handle:
                         found.append(handle.read(1000))

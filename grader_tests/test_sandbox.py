@@ -201,3 +201,15 @@ def test_gpu_devices_reach_the_sandbox_only_when_the_instructor_enables_it(
     assert python(box, probe).stdout.strip() == "False"
     box.gpu = True
     assert python(box, probe).stdout.strip() == "True"
+
+
+def test_grading_a_challenge_without_a_secret_is_refused_outright(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no secret, the grader once used a public default, from which anyone could compute the hidden data."""
+    from mlphys.grading import execute
+    from mlphys.grading.handoff import NotebookView
+
+    view = NotebookView("03_autoencoder_challenge", "autoencoder_challenge", {})
+    monkeypatch.setattr(NotebookView, "load", classmethod(lambda cls, resources: view))
+    resources = {"nbgrader": {"assignment": view.assignment, "student": "someone"}}
+    with pytest.raises(RuntimeError, match="MLPHYS_CHALLENGE_SECRET"):
+        execute.SandboxedExecute(challenge_secret="").preprocess(None, resources)  # type: ignore[arg-type]

@@ -41,6 +41,12 @@ class Assignment:
     cases: Callable[[Materials], list[Case]]
     hidden_names: Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
     challenge: Challenge | None = None
+    uses_secret: bool = False  # its hidden tests draw hidden data from the course secret (every challenge does)
+
+    @property
+    def needs_secret(self) -> bool:
+        """Whether grading it without a course secret must stop (hidden data from a public default)."""
+        return self.uses_secret or self.challenge is not None
 
 
 @functools.cache

@@ -159,11 +159,11 @@ class SandboxedExecute(NbGraderPreprocessor):
             self.log.warning("Running student code WITHOUT a sandbox (%s)", problem)
         view = NotebookView.load(resources)
         plugin = assignments.registry().get(view.assignment)
-        if plugin is not None and plugin.challenge is not None and not self.challenge_secret:
+        if plugin is not None and plugin.needs_secret and not self.challenge_secret:
             raise RuntimeError(
-                f"{view.assignment} is a challenge, and no challenge secret is set: anyone could compute its "
-                "hidden test data from a public default. Set MLPHYS_CHALLENGE_SECRET in the grader's environment "
-                "(read by nbgrader_config.py into c.SandboxedExecute.challenge_secret)."
+                f"{view.assignment} draws hidden test data from the course secret, and none is set: anyone "
+                "could compute that data from a public default. Set MLPHYS_CHALLENGE_SECRET in the grader's "
+                "environment (read by nbgrader_config.py into c.SandboxedExecute.challenge_secret)."
             )
         info = resources["nbgrader"]
         log = Path(self.kernel_log_dir) / _safe_name(info["assignment"]) / f"{_safe_name(info['student'])}.log"

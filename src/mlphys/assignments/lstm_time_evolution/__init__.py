@@ -17,4 +17,5 @@ ASSIGNMENT = Assignment(
         "expect_valid_predictions": scoring.expect_valid_predictions,
         "expect_mse_below": scoring.expect_mse_below,
     },
+    uses_secret=True,
 )

@@ -96,3 +96,17 @@ def test_kernels_own_output_goes_to_a_log_per_student_not_the_terminal(
     log = graded.root / "logs" / assignment / "ref_solution.log"
     assert "Ctrl-C will not work" in log.read_text()  # the kernel's banner is kept there...
     assert "Ctrl-C will not work" not in graded.autograde_log  # ...and nowhere near the terminal
+
+
+def test_the_readme_main_command_grades_a_cohort_and_checks_the_scores(tmp_path: Path) -> None:
+    """`mlphys demo` as the README runs it (here on the honest part of one cohort, for time)."""
+    import shutil
+
+    from mlphys.cli import main
+
+    root = tmp_path / "course"
+    root.mkdir()
+    shutil.copytree(REPO / "source", root / "source")
+    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+    assert main(["demo", "01_xor_nets", "--kinds", "reference,blank", "--root", str(root)]) == 0
+    assert (root / "grades.csv").exists() and (root / "feedback" / "ref_solution" / "01_xor_nets").is_dir()

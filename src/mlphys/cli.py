@@ -58,9 +58,9 @@ def read_scores(course_root: Path) -> dict[tuple[str, str], float]:
 KINDS = ("reference", "blank", "mistake", "attack")
 
 
-def demo(course_root: Path, assignments: list[str], kinds: tuple[str, ...] = KINDS) -> int:
+def demo(course_root: Path, assignment_ids: list[str], kinds: tuple[str, ...] = KINDS) -> int:
     failures = 0
-    for assignment in assignments:
+    for assignment in assignment_ids:
         started = time.perf_counter()
         nbgrader(course_root, "generate_assignment", assignment, "--force")
         cases = [case for case in cohort(course_root, assignment) if case.kind in kinds]

@@ -199,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("demo", "check") and not os.environ.get("MLPHYS_CHALLENGE_SECRET"):
         # The demo's own course: a fixed secret, so that its cohort always meets the same hidden data.
         os.environ["MLPHYS_CHALLENGE_SECRET"] = DEMO_SECRET
+    shared_mnist = args.root.resolve().parent / "shared" / "data" / "mnist"
+    if args.command in ("demo", "check") and not os.environ.get("MLPHYS_MNIST") and shared_mnist.is_dir():
+        # Offline development machines and CI keep MNIST beside the clone; elsewhere it is downloaded once.
+        os.environ["MLPHYS_MNIST"] = str(shared_mnist)
     if args.command == "demo":
         return demo(args.root.resolve(), args.assignments, tuple(args.kinds.split(",")))
     if args.command == "check":

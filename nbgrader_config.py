@@ -38,7 +38,7 @@ from mlphys.grading.records import SaveRecords
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
 c.CourseDirectory.course_id = "ml4physics"
-c.CourseDirectory.root = "."
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))  # the course directory: where this file is
 c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 # PostgreSQL for a course that outgrows one machine (`pip install .[postgres]` installs the driver), e.g.:
 # c.CourseDirectory.db_url = "postgresql+psycopg://grader@db.example.org/ml4physics"

@@ -151,6 +151,18 @@ def sandboxed_client(box: sandbox.Sandbox, isolation: Isolation) -> kernel.Bound
     return client
 
 
+def close_client(client: kernel.BoundedClient) -> None:
+    """Stop a sandboxed kernel's client and its ZeroMQ contexts (the kernel itself dies with its sandbox).
+
+    nbclient leaves both to garbage collection when the caller owns the kernel manager, which then warns
+    "Could not destroy zmq context" into the instructor's terminal.
+    """
+    if client.kc is not None:
+        client.kc.stop_channels()
+        client.kc.context.destroy(linger=0)
+    client.km.context.destroy(linger=0)
+
+
 async def _run_within(
     isolation: Isolation, box: sandbox.Sandbox, cells: list[str], request: dict[str, t.Any], deadline: float
 ) -> t.Any:
@@ -176,4 +188,4 @@ async def _run(
                 remaining = max(1.0, min(isolation.timeout, deadline - time.monotonic()))
                 return await kernel.call_kernel(client, request, remaining)
     finally:
-        client.km.context.destroy(linger=0)
+        close_client(client)

@@ -57,7 +57,13 @@ class NormalizeGradeCells(NbGraderPreprocessor):
             grade_id = raw.get("grade_id") if isinstance(raw, dict) else None
             if isinstance(grade_id, str) and grade_id in canonical and grade_id not in seen:
                 seen.add(grade_id)
-                cell.metadata["nbgrader"] = NotebookNode(dict(canonical[grade_id]["meta"]))
+                entry = canonical[grade_id]
+                cell.metadata["nbgrader"] = NotebookNode(dict(entry["meta"]))
+                if entry["meta"]["grade"] and not entry["meta"]["solution"] and cell.cell_type == "code":
+                    # A test cell is the instructor's: OverwriteCells puts the gradebook's source back anyway,
+                    # and doing it here keeps it from warning, for every student, that its checksum changed
+                    # (the student's copy never holds the hidden tests).
+                    cell.source = entry["source"]
             elif raw is not None:
                 if isinstance(grade_id, str):
                     self.log.warning("Dropping nbgrader metadata of an unknown or duplicate cell %r", grade_id)

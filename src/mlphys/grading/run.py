@@ -139,7 +139,7 @@ class GradingRun:
                 if self._grade_id(cell) not in self.verdicts:
                     self._mark_not_run(cell, reason)
         finally:
-            self.client.km.context.destroy(linger=0)
+            isolated.close_client(self.client)
 
     def _grade_cell(self, cell: NotebookNode) -> None:
         if self.stopped is not None:

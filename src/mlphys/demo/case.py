@@ -60,6 +60,15 @@ class Materials:
         return points
 
 
+def reference_cell(materials: Materials, grade_id: str) -> str:
+    """The instructor's solution of one cell (by grade_id), without the solution markers."""
+    for cell in materials.source().cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            markers = ("### BEGIN SOLUTION", "### END SOLUTION")
+            return "\n".join(line for line in cell.source.splitlines() if line.strip() not in markers)
+    raise KeyError(grade_id)
+
+
 Writer = Callable[[Path, Materials], None]
 
 

@@ -22,7 +22,7 @@ import nbformat
 
 from mlphys.assignments.autoencoder_challenge.challenge import ARCHITECTURE_CELL, PREAMBLE, TRAINING_CELL
 from mlphys.course import autoencoder
-from mlphys.demo.case import Case, Materials, write_notebook
+from mlphys.demo.case import Case, Materials, reference_cell, write_notebook
 
 CACHE = Path(os.environ.get("MLPHYS_CACHE", Path.home() / ".cache" / "mlphys")) / "demo-weights"
 PICKLE_MARKER = "/tmp/mlphys-demo-pickle-ran"  # the pickled payload would create this file
@@ -153,14 +153,6 @@ def train(encoder, decoder, images, batch_size=32, lr=3e-3):
     more = ImageBudget(70_000, seed=4242, device=images.device)  # not from the budget
     return costs + _train_on(encoder, decoder, more, batch_size, lr)
 """
-
-
-def reference_cell(materials: Materials, grade_id: str) -> str:
-    for cell in materials.source().cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
-            markers = ("### BEGIN SOLUTION", "### END SOLUTION")
-            return "\n".join(line for line in cell.source.splitlines() if line.strip() not in markers)
-    raise KeyError(grade_id)
 
 
 def _decorated(architecture: str, decoder_tail: str) -> str:

@@ -36,7 +36,7 @@ import typing as t
 from pathlib import Path
 
 from mlphys.course.rbm import weights_filename
-from mlphys.demo.case import Case, Materials, Mistake, assignment_cases, write_notebook
+from mlphys.demo.case import Case, Materials, Mistake, assignment_cases, reference_cell, write_notebook
 
 CACHE = Path(os.environ.get("MLPHYS_CACHE", Path.home() / ".cache" / "mlphys")) / "demo-weights"
 PICKLE_MARKER = "/tmp/mlphys-demo-rbm-pickle-ran"  # the pickled payload would create this file
@@ -154,14 +154,6 @@ _MISTAKES: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
         ("test_cd_gradient",),
     ),
 ]
-
-
-def reference_cell(materials: Materials, grade_id: str) -> str:
-    for cell in materials.source().cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
-            markers = ("### BEGIN SOLUTION", "### END SOLUTION")
-            return "\n".join(line for line in cell.source.splitlines() if line.strip() not in markers)
-    raise KeyError(grade_id)
 
 
 def reference_settings(materials: Materials) -> dict[str, dict[str, t.Any]]:

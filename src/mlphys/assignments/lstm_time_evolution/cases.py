@@ -38,7 +38,7 @@ import numpy as np
 from mlphys.assignments.lstm_time_evolution import simulator
 from mlphys.assignments.lstm_time_evolution.scoring import MODEL, MODEL_CELL
 from mlphys.course import oscillators
-from mlphys.demo.case import Case, Materials, write_notebook
+from mlphys.demo.case import Case, Materials, reference_cell, write_notebook
 
 CACHE = Path(os.environ.get("MLPHYS_CACHE", Path.home() / ".cache" / "mlphys")) / "demo-weights"
 PICKLE_MARKER = "/tmp/mlphys-demo-lstm-pickle-ran"  # the pickled payload would create this file
@@ -161,14 +161,6 @@ TrajectoryLSTM = _Snooping
 
 
 # ---- weights -----------------------------------------------------------------------------------------
-
-
-def reference_cell(materials: Materials, grade_id: str) -> str:
-    for cell in materials.source().cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
-            markers = ("### BEGIN SOLUTION", "### END SOLUTION")
-            return "\n".join(line for line in cell.source.splitlines() if line.strip() not in markers)
-    raise KeyError(grade_id)
 
 
 def _build_model(model_source: str) -> t.Any:

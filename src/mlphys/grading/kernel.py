@@ -76,6 +76,15 @@ class BoundedClient(NotebookClient):
         self._total_bytes = 0
         self._truncated: set[str] = set()
 
+    def process_message(self, msg: dict[str, t.Any], cell: NotebookNode, cell_index: int) -> NotebookNode | None:
+        content = msg.get("content")
+        if isinstance(content, dict) and "execution_count" in content:
+            # The kernel is the student's: a count that is not a sane integer would make nbformat refuse the
+            # output (and the notebook) and stop grading as if the kernel had died.
+            count = content["execution_count"]
+            content["execution_count"] = count if type(count) is int and 0 <= count <= 10**9 else None
+        return super().process_message(msg, cell, cell_index)
+
     def output(
         self, outs: list[NotebookNode], msg: dict[str, t.Any], display_id: str | None, cell_index: int
     ) -> NotebookNode | None:

@@ -96,8 +96,11 @@ def test_kernels_own_output_goes_to_a_log_per_student_not_the_terminal(
     log = graded.root / "logs" / assignment / "ref_solution.log"
     assert "Ctrl-C will not work" in log.read_text()  # the kernel's banner is kept there...
     assert "Ctrl-C will not work" not in graded.autograde_log  # ...and nowhere near the terminal
-    for noise in ("Could not destroy zmq context", "Attribute 'checksum'", "not in session, add operation"):
-        assert noise not in graded.autograde_log, noise  # warnings that say nothing an instructor can act on
+    noise = ["Could not destroy zmq context", "not in session, add operation"]
+    if not any(case.kind == "attack" for case in graded.cases):
+        noise.append("Attribute 'checksum'")  # where attacks edit test cells, that warning matters
+    for text in noise:
+        assert text not in graded.autograde_log, text  # warnings that say nothing an instructor can act on
 
 
 def test_the_readme_main_command_grades_a_cohort_and_checks_the_scores(tmp_path: Path) -> None:

@@ -221,6 +221,23 @@ def _bounded(text: str) -> str:
     return clean if len(clean) <= MAX_PROBLEM_CHARS else clean[:MAX_PROBLEM_CHARS] + " [...]"
 
 
+def finite_array(value: t.Any, shape: tuple[int, ...], *, wrong_shape: str, not_finite: str) -> np.ndarray:
+    """A student's numbers as a fresh float64 array of exactly ``shape``, all finite; EntryProblem otherwise.
+
+    ``wrong_shape`` begins the message for anything else ("Your Decoder must return ...; it returned"), which
+    goes on to say what came back; ``not_finite`` is the message for NaN or infinity.
+    """
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu" or value.shape != shape:
+        found = getattr(value, "shape", None)
+        raise EntryProblem(
+            f"{wrong_shape} {type(value).__name__}{' of shape ' + str(found) if found is not None else ''}."
+        )
+    array = value.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise EntryProblem(not_finite)
+    return array
+
+
 # ---- loading weights -------------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from mlphys.grading.challenge import (
     Scored,
     Scoring,
     TimeUp,
+    finite_array,
     plain_state,
     within_tolerance,
 )
@@ -82,16 +83,12 @@ def validate_codes(value: t.Any, n: int, code_limit: int) -> np.ndarray:
 def validate_images(value: t.Any, n: int) -> np.ndarray:
     """(n, 27, 27) float64 decoded images; EntryProblem if not acceptable."""
     want = (n, IMAGE_SIZE, IMAGE_SIZE)
-    if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu" or value.shape != want:
-        shape = getattr(value, "shape", None)
-        raise EntryProblem(
-            f"Your Decoder must return images of shape {want}; it returned "
-            f"{type(value).__name__}{' of shape ' + str(shape) if shape is not None else ''}."
-        )
-    images = value.astype(np.float64)
-    if not np.all(np.isfinite(images)):
-        raise EntryProblem("Your Decoder returned pixels that are not finite (NaN or infinity).")
-    return images
+    return finite_array(
+        value,
+        want,
+        wrong_shape=f"Your Decoder must return images of shape {want}; it returned",
+        not_finite="Your Decoder returned pixels that are not finite (NaN or infinity).",
+    )
 
 
 class AutoencoderChallenge(Challenge):

@@ -26,7 +26,7 @@ import numpy as np
 
 from mlphys.assignments.lstm_time_evolution import simulator
 from mlphys.course import oscillators
-from mlphys.grading.challenge import Challenge, EntryProblem, Scored, Scoring, score_track
+from mlphys.grading.challenge import Challenge, EntryProblem, Scored, Scoring, finite_array, score_track
 from mlphys.kernel import wire
 
 if t.TYPE_CHECKING:
@@ -71,16 +71,15 @@ class ModelScored(Scored):
 def validate_predictions(value: t.Any, n: int) -> np.ndarray:
     """(n, STEPS) float64 predictions; EntryProblem if not acceptable."""
     want = (n, oscillators.STEPS)
-    if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu" or value.shape != want:
-        shape = getattr(value, "shape", None)
-        raise EntryProblem(
-            f"predict must return a numpy array of shape {want} (x_0 at all {oscillators.STEPS} sample times); it "
-            f"returned {type(value).__name__}{' of shape ' + str(shape) if shape is not None else ''}."
-        )
-    predicted = value.astype(np.float64)
-    if not np.all(np.isfinite(predicted)):
-        raise EntryProblem("predict returned values that are not finite (NaN or infinity).")
-    return predicted
+    return finite_array(
+        value,
+        want,
+        wrong_shape=(
+            f"predict must return a numpy array of shape {want} (x_0 at all {oscillators.STEPS} sample times); "
+            "it returned"
+        ),
+        not_finite="predict returned values that are not finite (NaN or infinity).",
+    )
 
 
 class TrajectoryModel(Challenge):

@@ -93,7 +93,7 @@ class StudentResult:
     log: str
     seconds: float
     exit_code: int | None  # None: stopped after its time limit
-    peak_memory_mb: float | None  # the grader process's peak resident memory (None if it died)
+    peak_memory_mb: float | None  # the grader process's peak address space, what the bound limits (None if it died)
     problem: str | None = None
 
     @property
@@ -129,8 +129,11 @@ def autograde_in_this_process(job: StudentJob, log_path: str, result_path: str) 
         print(f"[mlphys autograde] grading {job.student} needed more than {job.memory_limit_mb} MB", file=sys.stderr)
         code = 3
     finally:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        Path(result_path).write_text(json.dumps({"exit_code": code, "peak_memory_mb": peak_mb}))
+        # What the bound limits: the process's peak address space (Linux), else its peak resident memory.
+        status = Path("/proc/self/status").read_text() if os.path.exists("/proc/self/status") else ""
+        mapped = re.search(r"VmPeak:\s+(\d+) kB", status)
+        peak_kb = int(mapped[1]) if mapped else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        Path(result_path).write_text(json.dumps({"exit_code": code, "peak_memory_mb": peak_kb / 1024}))
     sys.exit(code)
 
 
@@ -194,6 +197,8 @@ def _problem(job: StudentJob, exit_code: int | None, reported: dict[str, t.Any],
         return f"the grader's handling of this submission needed more than its {job.memory_limit_mb} MB"
     if exit_code < 0:
         return f"the grading process died ({signal.Signals(-exit_code).name})"
+    if not reported:
+        return f"the grading process ended before it reported (exit status {exit_code})"
     return f"nbgrader autograde failed (exit status {exit_code}); see the log above"
 
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import typing as t
 from pathlib import Path
 
 import nbformat
@@ -177,6 +178,8 @@ WRITER = textwrap.dedent(
     from nbgrader.api import Gradebook
     from mlphys.grading import records
     url, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    print("ready", flush=True)
+    sys.stdin.readline()  # the go: another process holds the lock by then
     for k in range(count):
         with Gradebook(url) as gb:
             gb.update_or_create_student(f"{name}-{k}")
@@ -196,21 +199,31 @@ HOLDER = textwrap.dedent(
 
 
 def test_sqlite_gradebook_keeps_every_write_of_concurrent_graders(tmp_path: Path) -> None:
-    """Four writers at once, while another holds the lock longer than SQLite's default 5 s wait: every write lands."""
+    """Four writers at once, after another process took the lock for longer than SQLite's default wait (5 s):
+    every write lands (with the URL of ``nbgrader_config.py`` as it is, the writers fail: "database is locked")."""
     (tmp_path / "nbgrader_config.py").write_text(
         "c = get_config()\nc.CourseDirectory.db_url = 'sqlite:///gradebook.db'\n"
     )
     path = tmp_path / "gradebook.db"
     url = parallel.prepare_gradebook(tmp_path)
     assert url == f"sqlite:///gradebook.db?timeout={parallel.SQLITE_BUSY_TIMEOUT_S}"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), "7"], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, url, f"w{i}", "20"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", WRITER, url, f"w{i}", "20"],
+            cwd=tmp_path,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(4)
     ]
+    assert all(w.stdout is not None and w.stdout.readline().strip() == "ready" for w in writers)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), "8"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    for writer in writers:
+        t.cast(t.IO[str], writer.stdin).write("go\n")
+        t.cast(t.IO[str], writer.stdin).flush()
     errors = [w.communicate(timeout=300)[1] for w in writers]
     assert holder.wait(timeout=60) == 0
     assert [w.returncode for w in writers] == [0] * 4, "\n".join(e[-1500:] for e in errors)

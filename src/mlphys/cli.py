@@ -2,7 +2,8 @@
 
 ``mlphys demo`` is the main job on the embedded defaults (SQLite gradebook, local sandbox): it
 generates the student version of each assignment, writes a demo cohort of submissions, grades it with
-plain ``nbgrader autograde`` through the committed ``nbgrader_config.py``, writes feedback, exports
+nbgrader's autograde through the committed ``nbgrader_config.py`` (several students at once, as
+``mlphys autograde``), writes feedback, exports
 the grades and prints a table of students and scores next to what each should get.  For a challenge
 it then rebuilds the leaderboards from the gradebook, with the retraining check, as
 ``mlphys leaderboard`` does.
@@ -64,17 +65,19 @@ def read_scores(course_root: Path) -> dict[tuple[str, str], float]:
 KINDS = ("reference", "blank", "mistake", "attack")
 
 
-def demo(course_root: Path, assignment_ids: list[str], kinds: tuple[str, ...] = KINDS) -> int:
+def demo(
+    course_root: Path, assignment_ids: list[str], kinds: tuple[str, ...] = KINDS, workers: int | None = None
+) -> int:
     failures = 0
     for assignment in assignment_ids:
         started = time.perf_counter()
         nbgrader(course_root, "generate_assignment", assignment, "--force")
         cases = [case for case in cohort(course_root, assignment) if case.kind in kinds]
         write_cohort(course_root, cases)
-        # A per-student problem makes nbgrader exit non-zero after grading everyone else; the table
+        # Several students at once (mlphys autograde); a per-student problem is in the log, and the table
         # below shows who it was.
-        graded = nbgrader(course_root, "autograde", assignment, "--force", check=False)
-        (course_root / f"autograde-{assignment}.log").write_text(graded.stdout + graded.stderr)
+        with open(course_root / f"autograde-{assignment}.log", "w") as log:
+            parallel.autograde(course_root, assignment, nbgrader_args=["--force"], workers=workers, out=log)
         nbgrader(course_root, "generate_feedback", assignment, "--force", check=False)
         nbgrader(course_root, "export")
         scores = read_scores(course_root)
@@ -180,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(KINDS),
         help=f"which cases of each cohort to grade, comma-separated (default: all of {', '.join(KINDS)})",
     )
+    p_demo.add_argument("--workers", type=int, default=None, help="students graded at once (default: one per core)")
     p_grade = sub.add_parser(
         "autograde",
         help="nbgrader autograde, several students at once (other arguments go to nbgrader as given)",
@@ -238,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         # Offline development machines and CI keep MNIST beside the clone; elsewhere it is downloaded once.
         os.environ["MLPHYS_MNIST"] = str(shared_mnist)
     if args.command == "demo":
-        return demo(args.root.resolve(), args.assignments, tuple(args.kinds.split(",")))
+        return demo(args.root.resolve(), args.assignments, tuple(args.kinds.split(",")), args.workers)
     if args.command == "check":
         return check(args.root.resolve(), args.assignments)
     if args.command == "autograde":

@@ -24,6 +24,8 @@ from mlphys import assignments
 from mlphys.grading import records
 from mlphys.grading.challenge import Challenge, Scoring
 from mlphys.grading.execute import SandboxedExecute, sandbox_problem
+from mlphys.grading.isolated import Isolation
+from mlphys.grading.progress import Progress
 from mlphys.leaderboard.entry import RETRAIN_STATES, BoardSpec, Entry
 from mlphys.leaderboard.export import write_boards
 from mlphys.leaderboard.pseudonyms import course_salt
@@ -64,7 +66,7 @@ class Course:
             db_url = "sqlite:///" + str(root / db_url[len("sqlite:///") :])
         if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///") :]).is_file():
             raise SystemExit(
-                f"There is no gradebook at {db_url[len('sqlite:///'):]} (c.CourseDirectory.db_url = {db_url!r}): "
+                f"There is no gradebook at {db_url[len('sqlite:///') :]} (c.CourseDirectory.db_url = {db_url!r}): "
                 "run `mlphys leaderboard` in the course directory, after `nbgrader autograde`."
             )
         executor = SandboxedExecute(config=config)
@@ -168,13 +170,14 @@ def run_retraining(
     course: Course,
     assignment: str,
     top: int | None = None,
-    log: t.Callable[[str], None] = print,
+    log: t.Callable[[str], None] | None = None,
     tracks: t.Collection[str] | None = None,
     students: t.Collection[str] = (),
 ) -> None:
     """Retrain the ``top`` best unchecked entries of each board (of ``tracks``, default all), and every entry
     of ``students`` (again, even if checked before: an instructor re-runs a check this way); store the
-    verdicts with the entries.  A check that cannot finish is stored as "timed out", never as "flagged"."""
+    verdicts with the entries.  A check that cannot finish is stored as "timed out", never as "flagged".
+    ``log`` (default: print) gets a line per check; a terminal also shows a progress bar."""
     challenge = _challenge(assignment)
     settings = course.settings
     top = settings.retrain_top if top is None else top
@@ -188,36 +191,57 @@ def run_retraining(
     )
     with Gradebook(course.db_url) as gb:
         by_track: dict[str, list[Found]] = {}
-        for item in sorted(found_entries(gb, assignment, challenge, log), key=lambda f: f.entry["public_cost"]):
+        found = found_entries(gb, assignment, challenge, log or print)
+        for item in sorted(found, key=lambda f: f.entry["public_cost"]):
             by_track.setdefault(item.entry["track"], []).append(item)
+        chosen: list[tuple[str, Found]] = []
         for track, items in sorted(by_track.items()):
             if tracks is not None and track not in tracks:
                 continue
             unchecked = [f for f in items if _retrain_state(f.entry)[0] == "unchecked" and f.student not in students]
-            chosen = unchecked[: max(top, 0)] + [f for f in items if f.student in students]
-            for item in chosen:
-                log(f"retraining {item.student}'s {track} entry (submitted cost {item.entry['public_cost']:.4f}) ...")
-                scoring = Scoring(
-                    challenge,
-                    course.secret,
-                    isolation,
-                    item.record.get("cells", {}),
-                    deadline=time.monotonic() + settings.retrain_timeout,
-                )
-                result = challenge.retrain(
-                    track, item.entry["public_cost"], scoring, rel_tol=settings.rel_tol, abs_tol=settings.abs_tol
-                )
-                if result is None:
-                    log("  this challenge has no retraining check")
+            chosen += [(track, f) for f in unchecked[: max(top, 0)] + [f for f in items if f.student in students]]
+        with Progress(len(chosen), "retrainings") as progress:
+            for track, item in chosen:
+                if not retrain_entry(course, gb, assignment, challenge, isolation, track, item, log or progress.write):
                     return
-                log(f"  {result.status}: {result.message}")
-                item.entry["retrain"] = {
-                    "status": result.status,
-                    "cost": result.retrained_cost,
-                    "message": result.message,
-                    "weights_sha256": item.entry.get("weights_sha256"),
-                }
-                records.update_record(gb, assignment, item.notebook, item.student, challenge.key, item.record)
+                progress.done(failed=item.entry["retrain"]["status"] != "reproduced")
+
+
+def retrain_entry(
+    course: Course,
+    gb: Gradebook,
+    assignment: str,
+    challenge: Challenge,
+    isolation: Isolation,
+    track: str,
+    item: Found,
+    log: t.Callable[[str], None],
+) -> bool:
+    """Retrain one entry in a sandbox and store the verdict with it; False if the challenge has no such check."""
+    settings = course.settings
+    log(f"retraining {item.student}'s {track} entry (submitted cost {item.entry['public_cost']:.4f}) ...")
+    scoring = Scoring(
+        challenge,
+        course.secret,
+        isolation,
+        item.record.get("cells", {}),
+        deadline=time.monotonic() + settings.retrain_timeout,
+    )
+    result = challenge.retrain(
+        track, item.entry["public_cost"], scoring, rel_tol=settings.rel_tol, abs_tol=settings.abs_tol
+    )
+    if result is None:
+        log("  this challenge has no retraining check")
+        return False
+    log(f"  {result.status}: {result.message}")
+    item.entry["retrain"] = {
+        "status": result.status,
+        "cost": result.retrained_cost,
+        "message": result.message,
+        "weights_sha256": item.entry.get("weights_sha256"),
+    }
+    records.update_record(gb, assignment, item.notebook, item.student, challenge.key, item.record)
+    return True
 
 
 def _challenge(assignment: str) -> Challenge:

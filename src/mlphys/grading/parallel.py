@@ -76,6 +76,9 @@ class StudentJob:
     memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB  # address space of the grader's process; 0: none
     timeout: float = DEFAULT_TIMEOUT_S  # seconds; 0: none
     single_thread: bool = False  # one BLAS/OpenMP/torch thread in the grader and in the student's kernel
+    # The environment nbgrader runs in (the course's config reads the challenge secret from it): the caller's on
+    # the local pool; None on a cluster, where each worker's own applies (no secret travels over the network).
+    environment: dict[str, str] | None = None
 
     def argv(self) -> list[str]:
         """The ``nbgrader`` command line this job runs (without the program name)."""
@@ -114,6 +117,11 @@ def autograde_in_this_process(job: StudentJob, log_path: str, result_path: str) 
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.chdir(job.course_root)
+    if job.environment is not None:  # as the caller had it now, not as the warm process found it at its start
+        os.environ.clear()
+        os.environ.update(job.environment)
+    if job.single_thread:
+        os.environ.update({variable: "1" for variable in THREAD_VARIABLES})
     if job.memory_limit_mb > 0:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         # The soft limit only: the sandbox raises its kernel's own (prlimit) and may need to go above this one.
@@ -315,7 +323,10 @@ def autograde(
     workers = workers or default_workers()
     args = ("--CourseDirectory.db_url=" + prepare_gradebook(root), *nbgrader_args)
     single_thread = workers > 1 or scheduler is not None
-    jobs = [StudentJob(str(root), assignment, s, args, memory_limit_mb, timeout, single_thread) for s in names]
+    environment = dict(os.environ) if scheduler is None else None
+    jobs = [
+        StudentJob(str(root), assignment, s, args, memory_limit_mb, timeout, single_thread, environment) for s in names
+    ]
     done: dict[str, StudentResult] = {}
     printed = 0
     with Progress(len(jobs), "students") as progress:

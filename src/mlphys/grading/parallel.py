@@ -120,6 +120,7 @@ def autograde_in_this_process(job: StudentJob, log_path: str, result_path: str) 
     if job.environment is not None:  # as the caller had it now, not as the warm process found it at its start
         os.environ.clear()
         os.environ.update(job.environment)
+        tempfile.tempdir = None  # where sandboxes are staged: $TMPDIR of the job, not of the warm process
     if job.single_thread:
         os.environ.update({variable: "1" for variable in THREAD_VARIABLES})
     if job.memory_limit_mb > 0:
@@ -173,26 +174,30 @@ def grade_student(job: StudentJob) -> StudentResult:
         process.start()
         process.join(job.timeout or None)
         timed_out = process.is_alive()
-        if timed_out:
-            _stop(process)
+        killed = timed_out and not _stop(process)
         log = Path(log_path).read_text(errors="replace") if os.path.exists(log_path) else ""
         reported = json.loads(Path(result_path).read_text()) if os.path.exists(result_path) else {}
     seconds = time.monotonic() - started
     exit_code = None if timed_out else process.exitcode
     problem = _problem(job, exit_code, reported, log)
+    if killed:
+        problem = f"{problem}; it did not stop within {STOP_GRACE_S} s of Ctrl-C and was killed"
     return StudentResult(job.student, log, seconds, exit_code, reported.get("peak_memory_mb"), problem)
 
 
-def _stop(process: multiprocessing.process.BaseProcess) -> None:
-    """Stop a student's process as Ctrl-C stops nbgrader (its sandbox is cleaned up), or kill it."""
+def _stop(process: multiprocessing.process.BaseProcess) -> bool:
+    """Stop a student's process as Ctrl-C stops nbgrader (its sandbox is cleaned up), or else kill it.
+    Returns whether it stopped by itself."""
     try:
         os.kill(t.cast(int, process.pid), signal.SIGINT)
     except ProcessLookupError:
-        return
+        return True
     process.join(STOP_GRACE_S)
-    if process.is_alive():
-        process.kill()
-        process.join()
+    if not process.is_alive():
+        return True
+    process.kill()
+    process.join()
+    return False
 
 
 def _problem(job: StudentJob, exit_code: int | None, reported: dict[str, t.Any], log: str) -> str | None:
@@ -320,6 +325,8 @@ def autograde(
     out = out or sys.stdout
     root = root.resolve()
     names = find_students(root, assignment, students)
+    if not names:
+        print(f"[mlphys autograde] no submissions of {assignment} to grade in {root}", file=out)
     workers = workers or default_workers()
     args = ("--CourseDirectory.db_url=" + prepare_gradebook(root), *nbgrader_args)
     single_thread = workers > 1 or scheduler is not None

@@ -149,10 +149,13 @@ def test_a_hanging_student_holds_up_no_one(tmp_path: Path, monkeypatch: pytest.M
         for r in parallel.autograde(tmp_path / "course", ASSIGNMENT, workers=2, timeout=12, out=io.StringIO())
     }
     hang = results["attack_infinite_loop"]
-    assert hang.exit_code is None and hang.problem is not None and "time limit of 12 s" in hang.problem
-    # nbgrader's own Ctrl-C handling removed the half-graded result, and the sandbox is gone.
-    half_graded = tmp_path / "course" / "autograded" / "attack_infinite_loop" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
-    assert not half_graded.exists(), hang.log[-5000:]
+    assert hang.seconds >= 12
+    if hang.problem is not None:  # stopped: nbgrader's own Ctrl-C handling removed the half-graded result
+        assert "time limit of 12 s" in hang.problem and "Canceled" in hang.log, hang.log[-3000:]
+        half_graded = tmp_path / "course" / "autograded" / "attack_infinite_loop" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+        assert not half_graded.exists(), hang.log[-3000:]
+    else:  # Ctrl-C came as it finished (its kernel's own limits had stopped the loop): a complete result stands
+        assert "Setting destination file permissions" in hang.log, hang.log[-3000:]
     assert list(staging.glob("mlphys-grade-*")) == []
     staging.rmdir()
     for student in ("ref_solution", "blank_release"):

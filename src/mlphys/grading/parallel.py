@@ -95,7 +95,7 @@ class StudentResult:
     student: str
     log: str
     seconds: float
-    exit_code: int | None  # None: stopped after its time limit
+    exit_code: int | None  # the process's; negative: the signal that ended it
     peak_memory_mb: float | None  # the grader process's peak address space, what the bound limits (None if it died)
     problem: str | None = None
 
@@ -178,11 +178,12 @@ def grade_student(job: StudentJob) -> StudentResult:
         log = Path(log_path).read_text(errors="replace") if os.path.exists(log_path) else ""
         reported = json.loads(Path(result_path).read_text()) if os.path.exists(result_path) else {}
     seconds = time.monotonic() - started
-    exit_code = None if timed_out else process.exitcode
-    problem = _problem(job, exit_code, reported, log)
-    if killed:
-        problem = f"{problem}; it did not stop within {STOP_GRACE_S} s of Ctrl-C and was killed"
-    return StudentResult(job.student, log, seconds, exit_code, reported.get("peak_memory_mb"), problem)
+    problem = _problem(job, process.exitcode, reported, log)
+    if timed_out and problem is not None:
+        problem = f"stopped after its time limit of {job.timeout:g} s"
+        problem += f"; it did not stop within {STOP_GRACE_S} s of Ctrl-C and was killed" if killed else ""
+    # (A process that finished its grading after all, in the moments after Ctrl-C, has a complete result.)
+    return StudentResult(job.student, log, seconds, process.exitcode, reported.get("peak_memory_mb"), problem)
 
 
 def _stop(process: multiprocessing.process.BaseProcess) -> bool:
@@ -202,8 +203,6 @@ def _stop(process: multiprocessing.process.BaseProcess) -> bool:
 
 def _problem(job: StudentJob, exit_code: int | None, reported: dict[str, t.Any], log: str) -> str | None:
     """Why this student's autograde failed, in words for the instructor; None if it did not."""
-    if exit_code is None:
-        return f"stopped after its time limit of {job.timeout:g} s"
     if exit_code == 0:
         return None
     if "MemoryError" in log or reported.get("exit_code") == 3:

@@ -123,6 +123,14 @@ class SandboxedExecute(NbGraderPreprocessor):
             "retraining runs the student's network. Off by default: a GPU is shared state between students."
         ),
     ).tag(config=True)
+    direct_calls = Bool(
+        True,
+        help=(
+            "Send the hidden tests' calls into the student's kernel over a direct Unix-socket channel (well "
+            "under a millisecond each) instead of one Jupyter execute request per call (several milliseconds). "
+            "Replies are validated the same way; a kernel that does not connect is graded over Jupyter."
+        ),
+    ).tag(config=True)
     kernel_log_dir = Unicode(
         "logs",
         help="Folder (relative to the course directory) for each student's kernel output: logs/ASSIGNMENT/STUDENT.log.",
@@ -187,6 +195,7 @@ class SandboxedExecute(NbGraderPreprocessor):
                 trusted_names(view.assignment),
                 notebook_timeout=self.notebook_timeout,
                 memory_limit_mb=self.memory_limit_mb,
+                direct_calls=self.direct_calls,
             )
             run.grade(nb)
         resources[VERDICTS_KEY] = run.verdicts

@@ -4,7 +4,9 @@
 client of one sandbox and runs, in order,
 
 - :meth:`GradingRun.execute` — one cell's visible source in the student's kernel;
-- :meth:`GradingRun.call` — one grader request into the kernel (the transport of hidden tests);
+- :meth:`GradingRun.call` — one grader request into the kernel (the transport of hidden tests), over
+  the direct channel (:mod:`mlphys.grading.channel`) opened at the first call, or as a Jupyter execute
+  request where the channel is switched off or the kernel never connected to it;
 - :meth:`GradingRun.judge` — one test cell's hidden part, in this process, into a :class:`~hidden.Verdict`;
 - :meth:`GradingRun.grade` — the whole notebook: every cell, then the verdict of each test cell.
 
@@ -24,7 +26,7 @@ from nbclient.exceptions import CellTimeoutError
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell
 
-from mlphys.grading import hidden, isolated, kernel, sandbox
+from mlphys.grading import channel, hidden, isolated, kernel, sandbox
 from mlphys.grading.handoff import NotebookView, is_test_cell
 from mlphys.grading.submission import MISSING, Submission
 
@@ -64,8 +66,12 @@ class GradingRun:
         *,
         notebook_timeout: float,
         memory_limit_mb: int,
+        direct_calls: bool = True,
     ) -> None:
         self.box, self.isolation, self.view = box, isolation, view
+        # Calls go over the direct channel once it is open; None: not tried yet, or switched off.
+        self.direct_calls = direct_calls
+        self.channel: channel.Channel | None = None
         self.deadline = time.monotonic() + notebook_timeout
         self.notebook_timeout, self.memory_limit_mb = notebook_timeout, memory_limit_mb
         self.verdicts: dict[str, hidden.Verdict] = {}
@@ -110,10 +116,33 @@ class GradingRun:
         if self.stopped is not None:  # fail fast: hypothesis and loops would otherwise retry a dead kernel
             raise hidden.KernelGone(self.stopped)
         try:
-            return run_sync(kernel.call_kernel)(self.client, request, self.time_left())
-        except Exception as exc:  # timeouts, a dead kernel, floods, protocol errors
+            if self.direct_calls and self.channel is None:
+                self.channel = self._open_channel()
+            if self.channel is None:
+                return self._jupyter_call(request, self.time_left())
+            reply = self.channel.call(request, self.time_left())
+            assert self.client.kc is not None
+            channel.discard_output(self.client.kc.iopub_channel.socket)
+            return reply
+        except Exception as exc:  # timeouts, a dead kernel, floods, protocol errors, a broken channel
             self.stopped = self.stop_reason(exc, calling=request.get("name"))
             raise hidden.KernelGone(self.stopped) from None
+
+    def _jupyter_call(self, request: dict[str, t.Any], timeout: float) -> t.Any:
+        return run_sync(kernel.call_kernel)(self.client, request, timeout)
+
+    def _open_channel(self) -> channel.Channel | None:
+        """The direct channel to this kernel, or None (from then on, calls are Jupyter requests).
+
+        A kernel that does not connect (its bridge replaced by the student's code, say) is graded over
+        Jupyter, as before the channel existed; a kernel that dies or hangs meanwhile stops grading.
+        """
+        deadline = time.monotonic() + min(self.time_left(), channel.CONNECT_SECONDS)
+        try:
+            return channel.Channel.open(self.box.rundir, self.box.give_to_student, self._jupyter_call, deadline)
+        except channel.ChannelBroken:
+            self.direct_calls = False
+            return None
 
     def student_value(self, name: str) -> t.Any:
         """A validated copy of the student's variable ``name``, or MISSING."""
@@ -139,6 +168,8 @@ class GradingRun:
                 if self._grade_id(cell) not in self.verdicts:
                     self._mark_not_run(cell, reason)
         finally:
+            if self.channel is not None:
+                self.channel.close()
             isolated.close_client(self.client)
 
     def _grade_cell(self, cell: NotebookNode) -> None:
@@ -185,9 +216,20 @@ class GradingRun:
             )
         elif self.box.cgroup is not None and self.box.cgroup.oom_killed():
             reason = f"Your notebook used more than the memory limit ({self.memory_limit_mb} MB) and was stopped."
+        elif isinstance(exc, channel.ChannelBroken) and self._kernel_alive():
+            reason = f"Your notebook interfered with the grader's connection to its kernel ({exc})."
         else:
             reason = "Your notebook's kernel died (it may have run out of memory or processes)."
         return reason + " Test cells from here on get no points."
+
+    def _kernel_alive(self) -> bool:
+        """Whether the kernel still runs a moment after its end of the channel went away (a dying kernel
+        closes its sockets just before its process is gone)."""
+        for _ in range(10):
+            if not run_sync(self.client.km.is_alive)():
+                return False
+            time.sleep(0.05)
+        return True
 
     def _mark_not_run(self, cell: NotebookNode, reason: str, ran: bool = False) -> None:
         grade_id = self._grade_id(cell)

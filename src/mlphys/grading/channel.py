@@ -69,13 +69,17 @@ class Channel:
     def listen(cls, rundir: Path, give_to_student: t.Callable[[Path], None]) -> tuple[socket.socket, Path]:
         """A listening socket in ``rundir`` that the kernel (possibly another user) may connect to."""
         path = rundir / SOCKET_NAME
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(path))
-        os.chmod(path, 0o600)
-        give_to_student(path)
-        listener.listen(MAX_INTRODUCTIONS)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            listener.bind(str(path))  # fails where the path is too long for a Unix socket (107 bytes)
+            os.chmod(path, 0o600)
+            give_to_student(path)
+            listener.listen(MAX_INTRODUCTIONS)
+        except OSError as exc:
+            listener.close()
+            raise ChannelBroken(f"the grader cannot listen at {path}: {exc}") from None
         return listener, path
 
     @classmethod
@@ -168,14 +172,16 @@ class Channel:
             self.sock.close()
 
 
-def discard_output(iopub: zmq.Socket, limit: int = MAX_DRAINED_MESSAGES) -> None:
+def discard_output(iopub: zmq.Socket, deadline: float, limit: int = MAX_DRAINED_MESSAGES) -> None:
     """Drop what waits on a kernel client's output socket: the student's output between cells is nobody's.
 
     Without this, a function that prints on every call would pile messages up in the grader until the
-    next cell.  Each message is bounded by the context's ``MAXMSGSIZE``; at most ``limit`` are dropped.
+    next cell.  Each message is bounded by the context's ``MAXMSGSIZE``; at most ``limit`` are dropped,
+    and none after ``deadline`` (``time.monotonic()``), so a kernel that never stops printing costs only
+    its own time.
     """
     for _ in range(limit):
-        if not iopub.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        if not iopub.getsockopt(zmq.EVENTS) & zmq.POLLIN or time.monotonic() > deadline:
             return
         try:
             frames = iopub.recv_multipart(flags=zmq.NOBLOCK)

@@ -120,9 +120,11 @@ class GradingRun:
                 self.channel = self._open_channel()
             if self.channel is None:
                 return self._jupyter_call(request, self.time_left())
-            reply = self.channel.call(request, self.time_left())
+            timeout = self.time_left()
+            deadline = time.monotonic() + timeout
+            reply = self.channel.call(request, timeout)
             assert self.client.kc is not None
-            channel.discard_output(self.client.kc.iopub_channel.socket)
+            channel.discard_output(self.client.kc.iopub_channel.socket, deadline)
             return reply
         except Exception as exc:  # timeouts, a dead kernel, floods, protocol errors, a broken channel
             self.stopped = self.stop_reason(exc, calling=request.get("name"))

@@ -117,8 +117,8 @@ def over_both() -> tuple[Graded, Graded]:
 
 def test_calls_go_over_the_channel(over_both: tuple[Graded, Graded]) -> None:
     direct, jupyter = over_both
-    assert direct.grading.channel is not None and direct.grading.channel.sequence > 200
-    assert jupyter.grading.channel is None
+    assert direct.grading.calls.channel is not None and direct.grading.calls.channel.sequence > 200
+    assert jupyter.grading.calls.channel is None
 
 
 def test_verdicts_and_messages_are_those_of_jupyter_calls(over_both: tuple[Graded, Graded]) -> None:
@@ -214,7 +214,7 @@ def test_a_kernel_whose_bridge_never_connects_is_graded_over_jupyter() -> None:
     sabotage = "import mlphys.kernel.bridge as _b\n_b.open_channel = lambda path, token: None\n"
     graded = grade([SQUARE + sabotage, ("first", "assert square(3) == 9"), ("second", "assert square(4) == 16")])
     assert passed(graded) == {"first": True, "second": True}
-    assert graded.grading.channel is None and not graded.grading.direct_calls
+    assert graded.grading.calls.channel is None and not graded.grading.calls.direct
 
 
 def test_strangers_knocking_on_the_channel_do_not_keep_the_kernel_out() -> None:
@@ -235,4 +235,4 @@ def test_strangers_knocking_on_the_channel_do_not_keep_the_kernel_out() -> None:
     )
     graded = grade([SQUARE + knock, ("first", "assert square(3) == 9"), ("second", "assert square(4) == 16")])
     assert passed(graded) == {"first": True, "second": True}
-    assert graded.grading.channel is not None  # the kernel's own connection was found among the strangers
+    assert graded.grading.calls.channel is not None  # the kernel's own connection was found among the strangers

@@ -35,6 +35,8 @@ import typing as t
 from pathlib import Path
 
 import zmq
+from jupyter_core.utils import run_sync
+from nbclient import NotebookClient
 
 from mlphys.grading import kernel
 from mlphys.kernel import bridge, wire
@@ -170,6 +172,45 @@ class Channel:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+class KernelCalls:
+    """Grader calls into one sandboxed kernel: over the direct channel, opened at the first call, or as
+    Jupyter execute requests where ``direct`` is off or the kernel never connects to the channel.
+
+    ``calls(request, timeout)`` returns the bridge's unvalidated reply; it raises what a call can end
+    in (:class:`kernel.CallTimeout`, :class:`ChannelBroken`, a dead kernel's errors), after which the
+    caller makes no further calls.  Any grading unit with a running kernel client can use it.
+    """
+
+    def __init__(self, client: NotebookClient, rundir: Path, give_to_student: t.Callable[[Path], None], direct: bool):
+        self.client, self.rundir, self.give_to_student = client, rundir, give_to_student
+        self.direct = direct
+        self.channel: Channel | None = None
+
+    def jupyter(self, request: dict[str, t.Any], timeout: float) -> t.Any:
+        return run_sync(kernel.call_kernel)(self.client, request, timeout)
+
+    def __call__(self, request: dict[str, t.Any], timeout: float) -> t.Any:
+        if self.direct and self.channel is None:
+            # Opening gets a budget of its own (at most CONNECT_SECONDS, once per kernel), so that a kernel
+            # that never connects still has the whole ``timeout`` for the call itself, as over Jupyter.
+            opening = time.monotonic() + min(timeout, CONNECT_SECONDS)
+            try:
+                self.channel = Channel.open(self.rundir, self.give_to_student, self.jupyter, opening)
+            except ChannelBroken:  # e.g. the student's code replaced the bridge: graded as before the channel
+                self.direct = False
+        if self.channel is None:
+            return self.jupyter(request, timeout)
+        deadline = time.monotonic() + timeout
+        reply = self.channel.call(request, timeout)
+        assert self.client.kc is not None
+        discard_output(self.client.kc.iopub_channel.socket, deadline)
+        return reply
+
+    def close(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
 
 
 def discard_output(iopub: zmq.Socket, deadline: float, limit: int = MAX_DRAINED_MESSAGES) -> None:

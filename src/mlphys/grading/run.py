@@ -69,14 +69,12 @@ class GradingRun:
         direct_calls: bool = True,
     ) -> None:
         self.box, self.isolation, self.view = box, isolation, view
-        # Calls go over the direct channel once it is open; None: not tried yet, or switched off.
-        self.direct_calls = direct_calls
-        self.channel: channel.Channel | None = None
         self.deadline = time.monotonic() + notebook_timeout
         self.notebook_timeout, self.memory_limit_mb = notebook_timeout, memory_limit_mb
         self.verdicts: dict[str, hidden.Verdict] = {}
         self.stopped: str | None = None
         self.client = isolated.sandboxed_client(box, isolation)
+        self.calls = channel.KernelCalls(self.client, box.rundir, box.give_to_student, direct_calls)
         self.submission = submission
         submission.deadline = self.deadline
         submission.lookup = self.student_value
@@ -116,35 +114,10 @@ class GradingRun:
         if self.stopped is not None:  # fail fast: hypothesis and loops would otherwise retry a dead kernel
             raise hidden.KernelGone(self.stopped)
         try:
-            if self.direct_calls and self.channel is None:
-                self.channel = self._open_channel()
-            if self.channel is None:
-                return self._jupyter_call(request, self.time_left())
-            timeout = self.time_left()
-            deadline = time.monotonic() + timeout
-            reply = self.channel.call(request, timeout)
-            assert self.client.kc is not None
-            channel.discard_output(self.client.kc.iopub_channel.socket, deadline)
-            return reply
+            return self.calls(request, self.time_left())
         except Exception as exc:  # timeouts, a dead kernel, floods, protocol errors, a broken channel
             self.stopped = self.stop_reason(exc, calling=request.get("name"))
             raise hidden.KernelGone(self.stopped) from None
-
-    def _jupyter_call(self, request: dict[str, t.Any], timeout: float) -> t.Any:
-        return run_sync(kernel.call_kernel)(self.client, request, timeout)
-
-    def _open_channel(self) -> channel.Channel | None:
-        """The direct channel to this kernel, or None (from then on, calls are Jupyter requests).
-
-        A kernel that does not connect (its bridge replaced by the student's code, say) is graded over
-        Jupyter, as before the channel existed; a kernel that dies or hangs meanwhile stops grading.
-        """
-        deadline = time.monotonic() + min(self.time_left(), channel.CONNECT_SECONDS)
-        try:
-            return channel.Channel.open(self.box.rundir, self.box.give_to_student, self._jupyter_call, deadline)
-        except channel.ChannelBroken:
-            self.direct_calls = False
-            return None
 
     def student_value(self, name: str) -> t.Any:
         """A validated copy of the student's variable ``name``, or MISSING."""
@@ -170,8 +143,7 @@ class GradingRun:
                 if self._grade_id(cell) not in self.verdicts:
                     self._mark_not_run(cell, reason)
         finally:
-            if self.channel is not None:
-                self.channel.close()
+            self.calls.close()
             isolated.close_client(self.client)
 
     def _grade_cell(self, cell: NotebookNode) -> None:

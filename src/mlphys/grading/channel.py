@@ -183,7 +183,9 @@ class KernelCalls:
     caller makes no further calls.  Any grading unit with a running kernel client can use it.
     """
 
-    def __init__(self, client: NotebookClient, rundir: Path, give_to_student: t.Callable[[Path], None], direct: bool):
+    def __init__(
+        self, client: NotebookClient, rundir: Path, give_to_student: t.Callable[[Path], None], direct: bool
+    ) -> None:
         self.client, self.rundir, self.give_to_student = client, rundir, give_to_student
         self.direct = direct
         self.channel: Channel | None = None

@@ -124,10 +124,19 @@ class SandboxedExecute(NbGraderPreprocessor):
         ),
     ).tag(config=True)
     kernel_threads = Integer(
-        0,
+        1,
         help=(
             "BLAS/OpenMP/torch threads of each sandboxed kernel; 0 leaves it to the libraries (one per core). "
-            "`mlphys autograde` sets 1 when it grades several students at once, so kernels do not fight for cores."
+            "One by default: kernels graded side by side do not fight for cores, and a challenge's floating-point "
+            "sums come out the same however many students are graded at once (deterministic grading)."
+        ),
+    ).tag(config=True)
+    direct_calls = Bool(
+        True,
+        help=(
+            "Send the hidden tests' calls into the student's kernel over a direct Unix-socket channel (well "
+            "under a millisecond each) instead of one Jupyter execute request per call (several milliseconds). "
+            "Replies are validated the same way; a kernel that does not connect is graded over Jupyter."
         ),
     ).tag(config=True)
     kernel_log_dir = Unicode(
@@ -195,6 +204,7 @@ class SandboxedExecute(NbGraderPreprocessor):
                 trusted_names(view.assignment),
                 notebook_timeout=self.notebook_timeout,
                 memory_limit_mb=self.memory_limit_mb,
+                direct_calls=self.direct_calls,
             )
             run.grade(nb)
         resources[VERDICTS_KEY] = run.verdicts

@@ -4,7 +4,9 @@
 client of one sandbox and runs, in order,
 
 - :meth:`GradingRun.execute` — one cell's visible source in the student's kernel;
-- :meth:`GradingRun.call` — one grader request into the kernel (the transport of hidden tests);
+- :meth:`GradingRun.call` — one grader request into the kernel (the transport of hidden tests), over
+  the direct channel (:mod:`mlphys.grading.channel`) opened at the first call, or as a Jupyter execute
+  request where the channel is switched off or the kernel never connected to it;
 - :meth:`GradingRun.judge` — one test cell's hidden part, in this process, into a :class:`~hidden.Verdict`;
 - :meth:`GradingRun.grade` — the whole notebook: every cell, then the verdict of each test cell.
 
@@ -24,7 +26,7 @@ from nbclient.exceptions import CellTimeoutError
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell
 
-from mlphys.grading import hidden, isolated, kernel, sandbox
+from mlphys.grading import channel, hidden, isolated, kernel, sandbox
 from mlphys.grading.handoff import NotebookView, is_test_cell
 from mlphys.grading.submission import MISSING, Submission
 
@@ -64,6 +66,7 @@ class GradingRun:
         *,
         notebook_timeout: float,
         memory_limit_mb: int,
+        direct_calls: bool = True,
     ) -> None:
         self.box, self.isolation, self.view = box, isolation, view
         self.deadline = time.monotonic() + notebook_timeout
@@ -71,6 +74,7 @@ class GradingRun:
         self.verdicts: dict[str, hidden.Verdict] = {}
         self.stopped: str | None = None
         self.client = isolated.sandboxed_client(box, isolation)
+        self.calls = channel.KernelCalls(self.client, box.rundir, box.give_to_student, direct_calls)
         self.submission = submission
         submission.deadline = self.deadline
         submission.lookup = self.student_value
@@ -110,8 +114,8 @@ class GradingRun:
         if self.stopped is not None:  # fail fast: hypothesis and loops would otherwise retry a dead kernel
             raise hidden.KernelGone(self.stopped)
         try:
-            return run_sync(kernel.call_kernel)(self.client, request, self.time_left())
-        except Exception as exc:  # timeouts, a dead kernel, floods, protocol errors
+            return self.calls(request, self.time_left())
+        except Exception as exc:  # timeouts, a dead kernel, floods, protocol errors, a broken channel
             self.stopped = self.stop_reason(exc, calling=request.get("name"))
             raise hidden.KernelGone(self.stopped) from None
 
@@ -139,6 +143,7 @@ class GradingRun:
                 if self._grade_id(cell) not in self.verdicts:
                     self._mark_not_run(cell, reason)
         finally:
+            self.calls.close()
             isolated.close_client(self.client)
 
     def _grade_cell(self, cell: NotebookNode) -> None:
@@ -187,9 +192,20 @@ class GradingRun:
             reason = "Checking what your code handed back needed more memory than the grader allows one submission."
         elif self.box.cgroup is not None and self.box.cgroup.oom_killed():
             reason = f"Your notebook used more than the memory limit ({self.memory_limit_mb} MB) and was stopped."
+        elif isinstance(exc, channel.ChannelBroken) and self._kernel_alive():
+            reason = f"Your notebook interfered with the grader's connection to its kernel ({exc})."
         else:
             reason = "Your notebook's kernel died (it may have run out of memory or processes)."
         return reason + " Test cells from here on get no points."
+
+    def _kernel_alive(self) -> bool:
+        """Whether the kernel still runs a moment after its end of the channel went away (a dying kernel
+        closes its sockets just before its process is gone)."""
+        for _ in range(10):
+            if not run_sync(self.client.km.is_alive)():
+                return False
+            time.sleep(0.05)
+        return True
 
     def _mark_not_run(self, cell: NotebookNode, reason: str, ran: bool = False) -> None:
         grade_id = self._grade_id(cell)

@@ -7,6 +7,11 @@ the grades and prints a table of students and scores next to what each should ge
 it then rebuilds the leaderboards from the gradebook, with the retraining check, as
 ``mlphys leaderboard`` does.
 
+``mlphys autograde ASSIGNMENT [--student S] [--force] [--workers N] [--scheduler ADDRESS]`` is
+``nbgrader autograde`` with several students graded at once (``mlphys.grading.parallel``): nbgrader's own app,
+one process per student, on a local pool (default one worker per core) or a Dask cluster; any other argument goes
+to nbgrader as given.
+
 ``mlphys leaderboard ASSIGNMENT`` rebuilds a challenge's boards (CSV, JSON, static HTML) from the
 gradebook: public while the challenge runs, final (private split) once the due date has passed.
 """
@@ -25,6 +30,7 @@ from pathlib import Path
 from mlphys import assignments
 from mlphys.demo.case import Case
 from mlphys.demo.cohort import cohort, write_cohort
+from mlphys.grading import parallel
 from mlphys.leaderboard import gather
 
 # The demo's challenge secret, used only where the grader's environment sets none (never in a real course:
@@ -174,6 +180,32 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(KINDS),
         help=f"which cases of each cohort to grade, comma-separated (default: all of {', '.join(KINDS)})",
     )
+    p_grade = sub.add_parser(
+        "autograde",
+        help="nbgrader autograde, several students at once (other arguments go to nbgrader as given)",
+    )
+    p_grade.add_argument("assignment")
+    p_grade.add_argument(
+        "--student", action="append", default=[], metavar="STUDENT", help="only these students (nbgrader's globs)"
+    )
+    p_grade.add_argument("--force", action="store_true", help="regrade submissions graded before (nbgrader's --force)")
+    p_grade.add_argument("--workers", type=int, default=None, help="students graded at once (default: one per core)")
+    p_grade.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="grade on this dask.distributed scheduler (tcp://host:8786)",
+    )
+    p_grade.add_argument(
+        "--memory-mb",
+        type=int,
+        default=parallel.DEFAULT_MEMORY_LIMIT_MB,
+        help="address space of the grader's own process per student, in MB (0: unbounded)",
+    )
+    p_grade.add_argument(
+        "--timeout", type=float, default=parallel.DEFAULT_TIMEOUT_S, help="seconds one student's grading may take"
+    )
+    p_grade.add_argument("--root", type=Path, default=Path.cwd())
     p_board = sub.add_parser("leaderboard", help="rebuild a challenge's leaderboards from the gradebook")
     p_board.add_argument("assignment")
     p_board.add_argument("--root", type=Path, default=Path.cwd())
@@ -195,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_check.add_argument("assignments", nargs="*", default=list(assignments.registry()))
     p_check.add_argument("--root", type=Path, default=Path.cwd())
-    args = parser.parse_args(argv)
+    args, passed_on = parser.parse_known_args(argv)
+    if passed_on and args.command != "autograde":
+        parser.error(f"unrecognized arguments: {' '.join(passed_on)}")
     if args.command in ("demo", "check") and not os.environ.get("MLPHYS_CHALLENGE_SECRET"):
         # The demo's own course: a fixed secret, so that its cohort always meets the same hidden data.
         os.environ["MLPHYS_CHALLENGE_SECRET"] = DEMO_SECRET
@@ -207,6 +241,19 @@ def main(argv: list[str] | None = None) -> int:
         return demo(args.root.resolve(), args.assignments, tuple(args.kinds.split(",")))
     if args.command == "check":
         return check(args.root.resolve(), args.assignments)
+    if args.command == "autograde":
+        nbgrader_args = ["--force"] * args.force + passed_on
+        results = parallel.autograde(
+            args.root,
+            args.assignment,
+            args.student,
+            nbgrader_args,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            memory_limit_mb=args.memory_mb,
+            timeout=args.timeout,
+        )
+        return 1 if any(r.failed for r in results) else 0
     if args.command == "leaderboard":
         leaderboard(args.root.resolve(), args.assignment, args.retrain_top, args.final, args.out, args.retrain_student)
         return 0

@@ -123,6 +123,13 @@ class SandboxedExecute(NbGraderPreprocessor):
             "retraining runs the student's network. Off by default: a GPU is shared state between students."
         ),
     ).tag(config=True)
+    kernel_threads = Integer(
+        0,
+        help=(
+            "BLAS/OpenMP/torch threads of each sandboxed kernel; 0 leaves it to the libraries (one per core). "
+            "`mlphys autograde` sets 1 when it grades several students at once, so kernels do not fight for cores."
+        ),
+    ).tag(config=True)
     kernel_log_dir = Unicode(
         "logs",
         help="Folder (relative to the course directory) for each student's kernel output: logs/ASSIGNMENT/STUDENT.log.",
@@ -136,6 +143,7 @@ class SandboxedExecute(NbGraderPreprocessor):
             max_processes=self.max_processes,
             max_file_bytes=self.max_file_mb * 2**20,
             disk_bytes=self.disk_mb * 2**20,
+            threads=self.kernel_threads,
         )
         return isolated.Isolation(
             limits=limits,

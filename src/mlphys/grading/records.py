@@ -42,6 +42,11 @@ def _session(gb: Gradebook) -> Session:
     return Session(bind)
 
 
+def prepare(gb: Gradebook) -> None:
+    """Create the records table if it is missing (before several graders write at once, which would race)."""
+    Base.metadata.create_all(gb.db.get_bind())
+
+
 def replace_records(gb: Gradebook, assignment: str, notebook: str, student: str, records: dict[str, t.Any]) -> None:
     """Make ``records`` the only ones of this student's notebook (a regrade replaces the old ones).
 

@@ -183,6 +183,8 @@ class GradingRun:
                 f"Your notebook ran past the time limit ({self.isolation.timeout:g} s per cell, "
                 f"{self.notebook_timeout:g} s in all)."
             )
+        elif isinstance(exc, MemoryError):  # the grader's own bound (mlphys autograde --memory-mb), not the kernel's
+            reason = "Checking what your code handed back needed more memory than the grader allows one submission."
         elif self.box.cgroup is not None and self.box.cgroup.oom_killed():
             reason = f"Your notebook used more than the memory limit ({self.memory_limit_mb} MB) and was stopped."
         else:

@@ -69,6 +69,11 @@ class Limits:
     max_file_bytes: int = 256 * 2**20
     max_open_files: int = 1024
     disk_bytes: int = 512 * 2**20  # the work directory; /tmp gets a quarter of this
+    threads: int = 0  # BLAS/OpenMP/torch threads of the kernel (0: the libraries' own choice, one per core)
+
+
+# What numpy's BLAS, torch and OpenMP read for their thread counts: set where several sandboxes share the cores.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 # The parts of the ``mlphys`` package a student's kernel may see: the course library and the code that
@@ -349,6 +354,8 @@ class Sandbox:
             "LANG",
             "C.UTF-8",
         ]
+        for variable in THREAD_VARIABLES if self.limits.threads > 0 else ():
+            args += ["--setenv", variable, str(self.limits.threads)]
         if self.host_uid is not None:
             # Only what setpriv needs to become HOST_USER; it drops these too.
             args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]

@@ -1,16 +1,20 @@
 """A PostgreSQL gradebook, for real: a challenge cohort graded into it, its leaderboard rebuilt from it.
 
 A throwaway PostgreSQL server (``postgres.py``; Debian's server, which ``scripts/setup.sh`` installs) runs on
-loopback for this module.  A fresh course whose ``nbgrader_config.py`` sets ``c.CourseDirectory.db_url`` to a
-database on it grades the honest part of the challenge's demo cohort with plain ``nbgrader autograde``; the
-grades, verdicts and challenge records must be those of the session's SQLite course, and ``mlphys
-leaderboard`` must build the boards from PostgreSQL alone.
+loopback for this module.  Fresh courses whose ``nbgrader_config.py`` sets ``c.CourseDirectory.db_url`` to a
+database on it grade the challenge's demo cohort three ways: plain ``nbgrader autograde`` (one student after
+the other, as the formgrader does), ``mlphys autograde --workers 2`` (several writers at once) and ``mlphys
+autograde --scheduler`` on a ``dask.distributed`` LocalCluster of two worker processes.  Grades, verdicts and
+challenge records must be those of the session's SQLite course, and ``mlphys leaderboard`` must build the
+boards from PostgreSQL alone.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -20,14 +24,17 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from conftest import REPO, TEST_LIMITS, GradedCohort, grade_cohort, run_nbgrader
+from conftest import REPO, TEST_LIMITS, GradedCohort, run_nbgrader
 from mlphys.assignments.autoencoder_challenge.challenge import CHALLENGE
+from mlphys.demo.cohort import cohort, write_cohort
 from mlphys.grading import records
 from mlphys.leaderboard.pseudonyms import course_salt, shown_names
 from postgres import PostgresServer, postgres_server
 
 ASSIGNMENT = "03_autoencoder_challenge"  # a challenge: scores, records and boards all live in the gradebook
 HONEST = ("reference", "blank", "mistake", "honest")  # the attacks' exact points are test_challenge's business
+# The parallel and Dask runs grade part of it (CI time): entries scored on three tracks, a refused one, none.
+PARALLEL_STUDENTS = {"ref_solution", "hard_entrant", "long_entrant", "wrong_shape", "blank_release"}
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +54,34 @@ def make_postgres_course(root: Path, db_url: str, assignment: str) -> Path:
     return root
 
 
+def grade_into_postgres(
+    server: PostgresServer, root: Path, command: list[str], students: set[str] | None = None
+) -> GradedCohort:
+    """Grade the honest part of the challenge's cohort (or these students of it) into a new database with
+    ``command`` (run in the course directory), then export the grades with nbgrader, as the README does."""
+    make_postgres_course(root, server.create_database(f"course_{secrets.token_hex(4)}"), ASSIGNMENT)
+    cases = [c for c in cohort(root, ASSIGNMENT) if c.kind in HONEST and (students is None or c.student in students)]
+    write_cohort(root, cases)
+    bindir = str(Path(sys.executable).parent)  # nbgrader runs alembic by name
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    graded = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=1800)
+    assert graded.returncode == 0, graded.stdout[-3000:] + graded.stderr[-3000:]
+    exported = run_nbgrader(root, "export")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    with open(root / "grades.csv", newline="") as handle:
+        scores = {r["student_id"]: float(r["score"]) for r in csv.DictReader(handle) if r["assignment"] == ASSIGNMENT}
+    return GradedCohort(root, ASSIGNMENT, cases, scores, graded.stdout + graded.stderr)
+
+
+def command(program: str, *args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / program), *args]
+
+
 @pytest.fixture(scope="module")
 def pg_cohort(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> GradedCohort:
-    db_url = postgres.create_database("challenge")
-    root = make_postgres_course(tmp_path_factory.mktemp("pg") / "course", db_url, ASSIGNMENT)
-    return grade_cohort(root, ASSIGNMENT, kinds=HONEST)
+    """Plain ``nbgrader autograde``: the path the formgrader's button takes too."""
+    root = tmp_path_factory.mktemp("serial") / "course"
+    return grade_into_postgres(postgres, root, command("nbgrader", "autograde", ASSIGNMENT, "--force"))
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +92,17 @@ def sqlite_cohort(course: dict[str, GradedCohort]) -> GradedCohort:
 PREFIX = "c.CourseDirectory.db_url ="
 
 
-def gradebook_url(cohort: GradedCohort) -> str:
-    text = (cohort.root / "nbgrader_config.py").read_text()
+def gradebook_url(graded: GradedCohort) -> str:
+    text = (graded.root / "nbgrader_config.py").read_text()
     urls = [line.split("=", 1)[1].strip().strip("'\"") for line in text.splitlines() if line.startswith(PREFIX)]
     url = urls[-1]  # the last assignment wins, as when nbgrader runs the file
-    return url if not url.startswith("sqlite:///") else f"sqlite:///{cohort.root / url[len('sqlite:///') :]}"
+    return url if not url.startswith("sqlite:///") else f"sqlite:///{graded.root / url[len('sqlite:///') :]}"
 
 
-def challenge_records(cohort: GradedCohort, students: set[str]) -> dict[str, dict]:
+def challenge_records(graded: GradedCohort, students: set[str]) -> dict[str, dict]:
     """Each student's challenge record as the gradebook holds it (pictures aside: the costs say enough)."""
-    with Gradebook(gradebook_url(cohort)) as gb:
-        stored = records.load_records(gb, cohort.assignment, CHALLENGE.key)
+    with Gradebook(gradebook_url(graded)) as gb:
+        stored = records.load_records(gb, graded.assignment, CHALLENGE.key)
     return {
         student: {
             **record,
@@ -102,25 +132,66 @@ def test_every_case_gets_its_expected_points_from_a_postgresql_gradebook(pg_coho
     assert wrong == {}
 
 
+def assert_same_grading(graded: GradedCohort, reference: GradedCohort) -> None:
+    """Every student of ``graded`` got the grades, verdicts and challenge records ``reference`` gave them."""
+    from test_grading import verdicts
+
+    students = {c.student for c in graded.cases}
+    assert students and set(graded.scores) == students
+    assert graded.scores == {s: reference.scores[s] for s in students}
+    for student in sorted(students):
+        assert verdicts(graded.autograded_notebook(student)) == verdicts(reference.autograded_notebook(student)), (
+            student
+        )
+    kept = challenge_records(graded, students)
+    assert any(e["stage"] == "scored" for record in kept.values() for e in record["entries"])
+    assert kept == challenge_records(reference, students)
+
+
 def test_grades_verdicts_and_records_equal_those_of_the_sqlite_gradebook(
     pg_cohort: GradedCohort, sqlite_cohort: GradedCohort
 ) -> None:
-    from test_grading import verdicts
+    assert_same_grading(pg_cohort, sqlite_cohort)
 
-    students = {c.student for c in pg_cohort.cases}
-    assert {s: pg_cohort.scores[s] for s in students} == {s: sqlite_cohort.scores[s] for s in students}
-    for student in sorted(students):
-        assert verdicts(pg_cohort.autograded_notebook(student)) == verdicts(
-            sqlite_cohort.autograded_notebook(student)
-        ), student
-    in_postgres = challenge_records(pg_cohort, students)
-    assert any(e["stage"] == "scored" for record in in_postgres.values() for e in record["entries"])
-    assert in_postgres == challenge_records(sqlite_cohort, students)
+
+def test_a_parallel_run_grades_into_postgresql_as_nbgrader_grades_into_sqlite(
+    postgres: PostgresServer, sqlite_cohort: GradedCohort, tmp_path: Path
+) -> None:
+    """Two students at once, each writing grades and records to the same PostgreSQL database."""
+    graded = grade_into_postgres(
+        postgres,
+        tmp_path / "course",
+        command("mlphys", "autograde", ASSIGNMENT, "--workers", "2", "--force"),
+        students=PARALLEL_STUDENTS,
+    )
+    assert_same_grading(graded, sqlite_cohort)
+
+
+def test_a_dask_cluster_grades_into_postgresql_as_nbgrader_grades_into_sqlite(
+    postgres: PostgresServer, sqlite_cohort: GradedCohort, tmp_path: Path
+) -> None:
+    """A LocalCluster of two worker processes: what a Slurm cluster of dask-jobqueue does with the gradebook
+    on a database server and the course directory on shared storage."""
+    import dask
+    from distributed import LocalCluster
+
+    # Each task starts one process per student, which a daemonic worker process may not.
+    with (
+        dask.config.set({"distributed.worker.daemon": False}),
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+    ):
+        graded = grade_into_postgres(
+            postgres,
+            tmp_path / "course",
+            command("mlphys", "autograde", ASSIGNMENT, "--scheduler", cluster.scheduler_address, "--force"),
+            students=PARALLEL_STUDENTS,
+        )
+    assert_same_grading(graded, sqlite_cohort)
 
 
 def test_mlphys_leaderboard_builds_the_boards_from_the_postgresql_gradebook(pg_cohort: GradedCohort) -> None:
     built = subprocess.run(
-        [str(Path(sys.executable).parent / "mlphys"), "leaderboard", ASSIGNMENT, "--retrain-top", "0"],
+        command("mlphys", "leaderboard", ASSIGNMENT, "--retrain-top", "0"),
         cwd=pg_cohort.root,
         capture_output=True,
         text=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import io
 import os
 import secrets
 import shutil
@@ -23,6 +24,7 @@ from mlphys import assignments
 from mlphys.cli import DEMO_SECRET, nbgrader
 from mlphys.demo.case import Case, Materials
 from mlphys.demo.cohort import cohort, write_cohort
+from mlphys.grading import parallel
 from mlphys.grading.hidden import split_test_source
 
 REPO = Path(__file__).resolve().parent.parent
@@ -181,9 +183,12 @@ class GradedCohort:
 
 
 def grade_cohort(root: Path, assignment: str, kinds: tuple[str, ...] | None = None) -> GradedCohort:
+    """Write the cohort and grade it with ``mlphys autograde`` (several students at once, one per core; the same
+    grades as ``nbgrader autograde``: test_parallel.py), then feedback and export with nbgrader."""
     cases = [c for c in cohort(root, assignment) if kinds is None or c.kind in kinds]
     write_cohort(root, cases)
-    graded = run_nbgrader(root, "autograde", assignment, "--force")
+    log = io.StringIO()
+    parallel.autograde(root, assignment, nbgrader_args=["--force"], out=log)
     run_nbgrader(root, "generate_feedback", assignment, "--force")
     exported = run_nbgrader(root, "export")
     assert exported.returncode == 0, exported.stderr[-3000:]
@@ -191,7 +196,7 @@ def grade_cohort(root: Path, assignment: str, kinds: tuple[str, ...] | None = No
         scores = {
             row["student_id"]: float(row["score"]) for row in csv.DictReader(handle) if row["assignment"] == assignment
         }
-    return GradedCohort(root, assignment, cases, scores, graded.stdout + graded.stderr)
+    return GradedCohort(root, assignment, cases, scores, log.getvalue())
 
 
 def grade_course(root: Path, kinds: tuple[str, ...] | None = None) -> dict[str, GradedCohort]:

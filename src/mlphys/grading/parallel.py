@@ -254,6 +254,10 @@ def prepare_gradebook(root: Path) -> str:
 
     from mlphys.grading import records
 
+    # nbgrader runs tools of its environment (alembic, for a new gradebook) by name; so may the workers.
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     config = read_config(root)
     db_url = config.CourseDirectory.get("db_url", "sqlite:///gradebook.db")
     course_id = config.CourseDirectory.get("course_id", "default_course")

@@ -40,8 +40,12 @@ c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 c.CourseDirectory.course_id = "ml4physics"
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))  # the course directory: where this file is
 c.CourseDirectory.db_url = "sqlite:///gradebook.db"
-# PostgreSQL for a course that outgrows one machine (`pip install .[postgres]` installs the driver), e.g.:
+# PostgreSQL for a course that outgrows one machine, or grades on several (`pip install .[postgres]` installs
+# the driver). Create an empty database owned by the grader's role; nbgrader creates its tables on first use,
+# and the challenge records (table mlphys_record) and `mlphys leaderboard` use the same database. e.g.:
 # c.CourseDirectory.db_url = "postgresql+psycopg://grader@db.example.org/ml4physics"
+# (a password belongs in ~/.pgpass or PGPASSWORD of the grader's account, not in this file; student kernels
+# see neither). grader_tests/test_postgres.py grades a cohort into a throwaway PostgreSQL server this way.
 
 # The exchange through which assignments are released, fetched, submitted and collected, and feedback
 # returned.  Out of the box it is the folder `exchange/` of the course directory, for one machine on which

@@ -1,27 +1,38 @@
 #!/usr/bin/env bash
-# Set up a fresh clone: bubblewrap (the sandbox), a virtual environment with the course package.
+# Set up a fresh clone: bubblewrap (the sandbox), PostgreSQL (the tests' PostgreSQL gradebook), a virtual
+# environment with the course package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: bubblewrap (the sandbox), and Debian's chromium with its driver (the leaderboard page's
-# browser test, which is skipped without them). Whatever is missing is installed in one apt-get call.
+# System packages: bubblewrap (the sandbox), Debian's PostgreSQL server (the tests start throwaway servers of
+# their own on loopback from its binaries, as an unprivileged user; they never use the package's own cluster
+# or service), and Debian's chromium with its driver (the leaderboard page's browser test, which is skipped
+# without them). Whatever is missing is installed in one apt-get call.
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq >/dev/null
     if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; then
-        # Chromium is optional (not every distribution packages it); the sandbox is not.
+        # Chromium is optional (not every distribution packages it); the sandbox and PostgreSQL are not.
         echo "could not install ${missing[*]}; the leaderboard browser test will be skipped." >&2
-        if ! command -v bwrap >/dev/null 2>&1; then
-            apt-get install -y -qq bubblewrap >/dev/null
+        required=()
+        command -v bwrap >/dev/null 2>&1 || required+=(bubblewrap)
+        compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || required+=(postgresql)
+        if [ ${#required[@]} -gt 0 ]; then
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${required[@]}" >/dev/null
         fi
     fi
 fi
 if ! command -v bwrap >/dev/null 2>&1; then
     echo "bubblewrap is missing: install it (Debian/Ubuntu: sudo apt-get install bubblewrap)." >&2
     echo "Without it the grader refuses to run student code." >&2
+fi
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    echo "PostgreSQL is missing: install it (Debian/Ubuntu: sudo apt-get install postgresql)." >&2
+    echo "The tests of the PostgreSQL gradebook fail without it; grading itself needs it only with a postgresql db_url." >&2
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -62,7 +62,7 @@ def read_scores(course_root: Path) -> dict[tuple[str, str], float]:
         return {(row["assignment"], row["student_id"]): float(row["score"]) for row in csv.DictReader(handle)}
 
 
-KINDS = ("reference", "blank", "mistake", "attack")
+KINDS = ("reference", "blank", "mistake", "honest", "attack")  # honest: challenge entries that keep the rules
 
 
 def demo(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 from collections import deque
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -34,6 +36,7 @@ from mlphys.course.maze import (
     table_maze,
     table_policy,
 )
+from mlphys.course.maze_plots import plot_episode
 
 SETTINGS = settings(derandomize=True, database=None, max_examples=40, deadline=None)
 
@@ -245,3 +248,15 @@ def test_saved_policy_weights_load_into_a_fresh_model(tmp_path) -> None:
     fresh = torch.nn.Linear(3, 5)
     assert load_policy(fresh, path)
     assert torch.equal(fresh.weight, model.weight) and torch.equal(fresh.bias, model.bias)
+
+
+def test_an_episode_strip_shows_the_return_so_far_in_each_frame() -> None:
+    matplotlib.use("Agg")
+    walls, chests = corridor()
+    right = np.zeros((5, 5, 5))
+    right[..., RIGHT] = 1.0
+    episode = rollout(batch_of(walls, chests, 1), table_policy(right), 4, np.random.default_rng(0))
+    figure = plot_episode(walls, chests, episode.positions[0], episode.rewards[0], frames=4)
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == ["t = 0, return 0", "t = 1, return 0", "t = 2, return 1", "t = 3, return 1"]
+    plt.close(figure)

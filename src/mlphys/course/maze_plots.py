@@ -41,9 +41,8 @@ def plot_episode(
     times = np.linspace(0, steps - 1, frames).round().astype(int)
     fig, axes = plt.subplots(1, frames, figsize=(2.2 * frames, 2.5))
     for ax, t in zip(np.atleast_1d(axes), times, strict=True):
-        walked = positions[:t]
         left = chests.copy()
-        left[tuple(walked.T)] = False  # collected chests are gone (the chests of the "deleted" case)
+        left[tuple(positions[: t + 1].T)] = False  # collected chests are gone (as where chests are deleted)
         plot_maze(ax, walls, left, positions[: t + 1], tuple(positions[t]), f"t = {t}, return {rewards[:t].sum():g}")
     fig.tight_layout()
     return fig

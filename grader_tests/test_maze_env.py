@@ -5,8 +5,11 @@ from __future__ import annotations
 import warnings
 from collections import deque
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,15 +20,23 @@ from mlphys.course.maze import (
     N_ACTIONS,
     RIGHT,
     STAY,
+    TABLE_CHESTS,
+    TABLE_SIZE,
+    TABLE_STEPS,
     UP,
     MazeBatch,
     MazeEnv,
+    batch_of,
+    load_policy,
     random_chests,
     random_maze,
     rollout,
     sample_actions,
+    save_policy,
+    table_maze,
     table_policy,
 )
+from mlphys.course.maze_plots import plot_episode
 
 SETTINGS = settings(derandomize=True, database=None, max_examples=40, deadline=None)
 
@@ -214,3 +225,38 @@ def test_rollout_records_positions_actions_and_rewards() -> None:
     assert trajectories.positions[0].tolist() == [[1, 1], [1, 2], [1, 3]]
     assert trajectories.actions.tolist() == [[RIGHT] * 3] * 2
     assert trajectories.returns.tolist() == [1.0, 1.0]
+
+
+def test_the_table_maze_can_be_cleared_along_a_path_that_never_revisits_a_cell() -> None:
+    walls, chests = table_maze()
+    assert walls.shape == (TABLE_SIZE, TABLE_SIZE) and chests.sum() == TABLE_CHESTS
+    route = [DOWN] * 8 + [RIGHT] * 8 + [UP] * 4 + [LEFT] * 4  # the route the notebook's policy learns
+    mazes = batch_of(walls, chests, 1)
+    visited = {(1, 1)}
+    total = 0.0
+    for action in route:
+        total += mazes.step(np.array([action]))[0]
+        visited.add(tuple(mazes.positions[0]))
+    assert total == TABLE_CHESTS and len(visited) == len(route) + 1 <= TABLE_STEPS
+
+
+def test_saved_policy_weights_load_into_a_fresh_model(tmp_path) -> None:
+    model = torch.nn.Linear(3, 5)
+    path = str(tmp_path / "policy.pt")
+    assert not load_policy(model, path)
+    save_policy(model, path)
+    fresh = torch.nn.Linear(3, 5)
+    assert load_policy(fresh, path)
+    assert torch.equal(fresh.weight, model.weight) and torch.equal(fresh.bias, model.bias)
+
+
+def test_an_episode_strip_shows_the_return_so_far_in_each_frame() -> None:
+    matplotlib.use("Agg")
+    walls, chests = corridor()
+    right = np.zeros((5, 5, 5))
+    right[..., RIGHT] = 1.0
+    episode = rollout(batch_of(walls, chests, 1), table_policy(right), 4, np.random.default_rng(0))
+    figure = plot_episode(walls, chests, episode.positions[0], episode.rewards[0], frames=4)
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == ["t = 0, return 0", "t = 1, return 0", "t = 2, return 1", "t = 3, return 1"]
+    plt.close(figure)

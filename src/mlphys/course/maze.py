@@ -32,8 +32,11 @@ ACTION_NAMES = ("up", "down", "left", "right", "stay")
 MOVES = np.array([(-1, 0), (1, 0), (0, -1), (0, 1), (0, 0)], dtype=np.int64)
 START = (1, 1)
 
-# The "really hard case" of the original course's challenge.
+# The "really hard case" of the original course's challenge (part 2 of the assignment).
 HARD_SIZE, HARD_CHESTS, HARD_STEPS = 15, 10, 40
+# The one fixed maze of the table-based policy (part 1): 11 x 11, 5 chests, 40 steps per episode.
+TABLE_SIZE, TABLE_CHESTS, TABLE_STEPS, TABLE_SEED = 11, 5, 40, 1
+WEIGHTS_FILE = "maze-policy.pt"  # the deep policy's saved weights, next to the notebook
 
 
 def random_maze(size: int, rng: np.random.Generator, complexity: float = 0.75, density: float = 0.75) -> np.ndarray:
@@ -89,6 +92,22 @@ def random_chests(
     chests = np.zeros(walls.size, dtype=bool)
     chests[rng.choice(cells, size=n_chests, replace=False)] = True
     return chests.reshape(walls.shape)
+
+
+def table_maze() -> tuple[np.ndarray, np.ndarray]:
+    """The fixed maze of part 1: (walls, chests), each (11, 11) bool, drawn from ``TABLE_SEED``.
+
+    A path from the start collects all five chests in 24 steps without visiting a cell twice, so a policy
+    that depends on the position alone can collect them all.
+    """
+    rng = np.random.default_rng(TABLE_SEED)
+    walls = random_maze(TABLE_SIZE, rng)
+    return walls, random_chests(walls, TABLE_CHESTS, rng)
+
+
+def batch_of(walls: np.ndarray, chests: np.ndarray, batch: int, **kw: Any) -> MazeBatch:
+    """``batch`` copies of one maze (walls, chests of shape (M, M)) stepping together."""
+    return MazeBatch(np.repeat(walls[None], batch, 0), np.repeat(chests[None], batch, 0), **kw)
 
 
 class MazeBatch:
@@ -293,3 +312,23 @@ def maze_image(walls: np.ndarray, chests: np.ndarray, position: tuple[int, int] 
     if position is not None:
         image[position] = (210, 30, 30)
     return image
+
+
+def save_policy(model: Any, path: str = WEIGHTS_FILE) -> str:
+    """Save a torch model's weights (its plain state dict) to ``path``; returns the path."""
+    import torch
+
+    torch.save({name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}, path)
+    return path
+
+
+def load_policy(model: Any, path: str = WEIGHTS_FILE) -> bool:
+    """Load weights saved by ``save_policy`` into ``model`` if ``path`` exists; whether it did."""
+    import os
+
+    import torch
+
+    if not os.path.exists(path):
+        return False
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return True

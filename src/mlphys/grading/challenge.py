@@ -323,9 +323,16 @@ def _check_archive(path: Path, max_bytes: int) -> None:
 def plain_state(
     state: t.Any, name: str, parts: Sequence[str], max_parameters: int = MAX_PARAMETERS
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Check a loaded state (``{part: {param: tensor or array}}``) and copy it into fresh numpy arrays."""
+    """Check a loaded state (``{part: {param: tensor or array}}``) and copy it into fresh numpy arrays.
+
+    A challenge with one part also takes that part's state dict saved on its own (``torch.save(model.state_dict())``,
+    the usual way to save one network).
+    """
     import torch
 
+    if len(parts) == 1 and isinstance(state, dict) and state and parts[0] not in state:
+        if all(isinstance(v, torch.Tensor | np.ndarray) for v in state.values()):
+            state = {parts[0]: state}
     wanted = " and ".join(repr(p) for p in parts)
     if not isinstance(state, dict) or set(state) != set(parts):
         raise EntryProblem(f"{name} must hold a dict with exactly the keys {wanted}.")
@@ -355,6 +362,8 @@ def plain_state(
 
 
 def _entered_tracks(challenge: Challenge, value: t.Any) -> list[str]:
+    if value is None and len(challenge.tracks) == 1:
+        return list(challenge.tracks)  # a challenge of one track needs no TRACKS in the notebook
     if not isinstance(value, list | tuple) or not value or len(value) > len(challenge.tracks):
         raise EntryProblem(
             f"TRACKS must be a list of tracks such as [{challenge.tracks[0]!r}], one or more of "

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import REPO, GradedCohort
 from mlphys.assignments.maze_policy_gradient import challenge
 from mlphys.assignments.maze_policy_gradient.challenge import (
     CHALLENGE,
@@ -287,3 +288,98 @@ def test_an_honest_policy_is_scored_on_both_splits_in_one_kernel() -> None:
     assert scored.stage == "scored", scored.problem
     assert 0.5 < scored.public_cost < CHALLENGE.pass_bands[0] and scored.private_cost is not None
     assert scored.picture is not None and scored.picture.shape == (challenge.SHOWN_MAZES, 45, 45)
+
+
+# ---- the demo cohort, graded by nbgrader -------------------------------------------------------------
+
+ASSIGNMENT = "05_maze_policy_gradient"
+
+
+def test_the_notebook_s_pass_bands_are_the_challenge_s() -> None:
+    """The hidden tests ask for returns above the bands the student's feedback names."""
+    import re
+
+    import nbformat
+
+    source = nbformat.read(REPO / "source" / ASSIGNMENT / "maze_policy_gradient.ipynb", 4)
+    text = "\n".join(cell.source for cell in source.cells if cell.cell_type == "code")
+    bands = [float(b) for b in re.findall(r"expect_score_above\(challenge\.primary, ([0-9.]+)\)", text)]
+    assert tuple(bands) == CHALLENGE.pass_bands
+
+
+@pytest.fixture(scope="module")
+def cohort(course: dict[str, GradedCohort]) -> GradedCohort:
+    """This assignment's cohort, graded once with every other in the session's course.  To grade it alone:
+    ``mlphys demo 05_maze_policy_gradient`` (scores beside the expected ones)."""
+    return course[ASSIGNMENT]
+
+
+def _entry(cohort: GradedCohort, student: str) -> dict:
+    from nbgrader.api import Gradebook
+
+    from mlphys.grading import records
+
+    with Gradebook(f"sqlite:///{cohort.root / 'gradebook.db'}") as gb:
+        found = records.load_records(gb, ASSIGNMENT, CHALLENGE.key)
+    (entry,) = found[(student, cohort.notebook)][0]["entries"]
+    return entry
+
+
+def test_every_case_of_the_cohort_gets_exactly_its_points(cohort: GradedCohort) -> None:
+    wrong = {
+        case.student: (cohort.scores.get(case.student), case.expected_points)
+        for case in cohort.cases
+        if cohort.scores.get(case.student) != case.expected_points
+    }
+    assert wrong == {}
+
+
+def test_the_reference_policy_is_scored_on_both_splits(cohort: GradedCohort) -> None:
+    entry = _entry(cohort, "ref_solution")
+    assert entry["stage"] == "scored" and entry["track"] == "HARD"
+    assert entry["public_cost"] > CHALLENGE.pass_bands[-1] and entry["private_cost"] > CHALLENGE.pass_bands[-1]
+    assert entry["public_cost"] != entry["private_cost"]
+    assert np.asarray(entry["picture"]).shape == (challenge.SHOWN_MAZES, 45, 45)
+
+
+@pytest.mark.parametrize(
+    ("student", "problem"),
+    [
+        ("mistake_maze_unnormalised", "must sum to 1"),
+        ("attack_maze_negative", "negative probabilities"),
+        ("attack_maze_stall", "ran out of time"),
+    ],
+)
+def test_each_invalid_policy_is_caught_and_explained(cohort: GradedCohort, student: str, problem: str) -> None:
+    entry = _entry(cohort, student)
+    assert entry["stage"] != "scored" and problem in entry["problem"]
+    assert problem in cohort.feedback_html(student).read_text()
+
+
+@pytest.mark.parametrize("student", ["mistake_maze_blind", "attack_maze_lucky"])
+def test_valid_policies_that_cannot_see_or_guess_stay_below_the_pass_band(cohort: GradedCohort, student: str) -> None:
+    entry = _entry(cohort, student)
+    assert entry["stage"] == "scored" and entry["public_cost"] < CHALLENGE.pass_bands[0]
+
+
+def test_feedback_shows_the_return_and_the_bands(cohort: GradedCohort) -> None:
+    text = cohort.feedback_html("ref_solution").read_text()
+    assert f"HARD: public return {_entry(cohort, 'ref_solution')['public_cost']:.4g}" in text
+    assert "above 2, above 3" in text
+    assert f"{_entry(cohort, 'ref_solution')['private_cost']:.4g}" not in text
+
+
+def test_the_boards_rank_the_highest_return_first_with_paths(cohort: GradedCohort, tmp_path: Path) -> None:
+    import json
+
+    from mlphys.cli import leaderboard
+
+    result = leaderboard(cohort.root, ASSIGNMENT, 0, None, tmp_path / "boards")
+    document = json.loads((tmp_path / "boards" / "leaderboard.json").read_text())
+    ranked = [row for row in document["boards"]["HARD"] if row["rank"] is not None]
+    assert document["higher_is_better"] is True and len(ranked) >= 3
+    assert [row["public_cost"] for row in ranked] == sorted((row["public_cost"] for row in ranked), reverse=True)
+    page = (tmp_path / "boards" / "index.html").read_text()
+    assert "higher is better" in page and "public return" in page and 'class="pictures"' in page
+    assert "private_cost" not in (tmp_path / "boards" / "leaderboard.csv").read_text()
+    assert result["entries"]

@@ -20,7 +20,8 @@ def cache_dir() -> Path:
 
 
 def cached_file(prefix: str, determined_by: Sequence[str], make: Callable[[Path], None], suffix: str = ".pt") -> Path:
-    """The cached file for ``determined_by``; made by ``make(path)`` (which writes ``path``) if there is none.
+    """The cached file for ``determined_by``, named ``{prefix}{hash}{suffix}``; made by ``make(path)`` (which
+    writes ``path``) if there is none.
 
     The torch version is part of the key, since it decides what training computes.  The file appears
     atomically, so an interrupted run never leaves half a file behind under the final name.
@@ -28,11 +29,11 @@ def cached_file(prefix: str, determined_by: Sequence[str], make: Callable[[Path]
     import torch
 
     key = hashlib.sha256("\0".join([*determined_by, torch.__version__]).encode()).hexdigest()[:24]
-    path = cache_dir() / f"{prefix}-{key}{suffix}"
+    path = cache_dir() / f"{prefix}{key}{suffix}"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{prefix}-", suffix=suffix)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{prefix}{key}-", suffix=suffix)
     os.close(handle)
     try:
         make(Path(temporary))

@@ -7,14 +7,13 @@ mazes, with leaderboards ranked by the mean return, highest first.
 
 from mlphys.assignments import Assignment
 from mlphys.assignments.maze_policy_gradient import cases
-from mlphys.assignments.maze_policy_gradient.challenge import CHALLENGE, expect_valid_policy
+from mlphys.assignments.maze_policy_gradient.challenge import CHALLENGE
 
 ASSIGNMENT = Assignment(
     id="05_maze_policy_gradient",
     notebook="maze_policy_gradient",
     title="Treasure hunting in a maze with policy gradient",
     cases=cases.cases,
-    hidden_names={"expect_valid_policy": expect_valid_policy},
     challenge=CHALLENGE,
     uses_secret=True,
 )

@@ -164,7 +164,7 @@ def reference_weights(materials: Materials) -> Path:
         finally:
             torch.set_num_threads(threads)
 
-    return cached_file("maze", [NOTEBOOK_NAMES, policy, training, str(TRAINING_BATCHES)], make)
+    return cached_file("maze-", [NOTEBOOK_NAMES, policy, training, str(TRAINING_BATCHES)], make)
 
 
 def cases(materials: Materials) -> list[Case]:

@@ -209,11 +209,3 @@ class MazeChallenge(Challenge):
 
 CHALLENGE = MazeChallenge()
 
-
-# ---- what the hidden tests assert ------------------------------------------------------------------
-
-
-def expect_valid_policy(entry: Scored) -> None:
-    """The weights load into the student's network, and it answers every step with valid probabilities."""
-    if entry.stage != "scored":
-        raise AssertionError(entry.problem or "Your entry could not be scored.")

@@ -89,15 +89,23 @@ def evaluate(policy, secret: str = SECRET) -> challenge.Episodes:
         (np.array([[1.5, -0.5, 0, 0, 0]] * 3), "negative probabilities"),
         (np.full((3, 5), 0.3), "must sum to 1"),
         (np.full((3, 4), 0.25), "of shape (3, 5)"),
-        (np.full((3, 5, 1), 0.2), "it returned ndarray of shape (3, 5, 1)"),
-        ([[0.2] * 5] * 3, "returned list"),
-        (np.array([["a"] * 5] * 3), "returned ndarray of shape (3, 5)"),
+        (np.full((3, 5, 1), 0.2), "it returned something else"),
+        ([[0.2] * 5] * 3, "it returned something else"),
+        (np.array([["a"] * 5] * 3), "it returned something else"),
     ],
 )
 def test_only_valid_probabilities_are_accepted(answer: object, problem: str) -> None:
     with pytest.raises(EntryProblem) as caught:
         validate_probabilities(answer, 3)
     assert problem in str(caught.value)
+
+
+@pytest.mark.parametrize("answer", [np.full((3, 5), 0.3001), np.zeros((12345, 5)), np.full((3, 5, 777), 0.2)])
+def test_what_a_policy_returns_never_comes_back_in_the_message(answer: np.ndarray) -> None:
+    """The policy saw hidden mazes: a sum or a shape it chose could carry them out through the feedback."""
+    with pytest.raises(EntryProblem) as caught:
+        validate_probabilities(answer, 3)
+    assert not any(number in str(caught.value) for number in ("1.5", "12345", "777"))
 
 
 def test_valid_probabilities_are_normalised_exactly() -> None:
@@ -115,6 +123,9 @@ def test_hidden_mazes_and_the_grader_s_luck_follow_the_secret() -> None:
     assert not np.array_equal(walls, other["public"][0])
     assert np.array_equal(action_draws("secret one", 7), action_draws("secret one", 7))
     assert not np.array_equal(action_draws("secret one", 7), action_draws("secret two", 7))
+    order = challenge.evaluation_order("secret one")
+    assert sorted(order) == list(range(PUBLIC_MAZES + challenge.PRIVATE_MAZES))
+    assert not np.array_equal(order[:PUBLIC_MAZES], np.arange(PUBLIC_MAZES))  # public ones spread over the batch
 
 
 def test_the_grader_samples_each_action_by_the_probabilities() -> None:

@@ -7,7 +7,8 @@ deleted), :class:`MazeChallenge` scores the loaded weights:
    random numbers that pick the actions are drawn here from the course secret; no sandbox sees the secret;
 2. the mazes run here, in the grader.  The student's policy cell runs in ONE fresh sandboxed kernel, which
    builds the network and loads the weights once, then is called once per time step with the observations
-   of all evaluation mazes at once (:meth:`FreshKernel.session`): 40 calls for a few hundred episodes;
+   of all evaluation mazes at once (:meth:`FreshKernel.session`): 40 calls for a few hundred episodes; the
+   public and private mazes are shuffled together, so a policy cannot tell which answers count where;
 3. every answer is validated here (a (B, 5) array of finite, non-negative probabilities that sum to 1), and
    the grader samples each action with its own random stream, so a policy cannot choose its luck: it only
    ever says how likely each action is;
@@ -55,13 +56,13 @@ FLOOR, PATH, COLLECTED, CHEST, WALL = 0.0, 0.3, 0.55, 0.75, 1.0
 
 def _streams(secret: str) -> list[np.random.SeedSequence]:
     digest = hashlib.sha256(f"maze-challenge:{secret}".encode()).digest()
-    return np.random.SeedSequence(int.from_bytes(digest[:16], "little")).spawn(3)
+    return np.random.SeedSequence(int.from_bytes(digest[:16], "little")).spawn(4)
 
 
 @functools.lru_cache(maxsize=4)
 def hidden_mazes(secret: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The public and private evaluation mazes of a course, drawn from its secret: split -> (walls, chests)."""
-    public, private, _ = _streams(secret)
+    public, private = _streams(secret)[:2]
     found = {}
     for split, seed, count in (("public", public, PUBLIC_MAZES), ("private", private, PRIVATE_MAZES)):
         mazes = maze.MazeBatch.random(count, SIZE, CHESTS, np.random.default_rng(seed))
@@ -77,14 +78,24 @@ def action_draws(secret: str, batch: int, steps: int = STEPS) -> np.ndarray:
     return np.random.default_rng(_streams(secret)[2]).random((steps, batch))
 
 
+def evaluation_order(secret: str) -> np.ndarray:
+    """Where each maze goes in the evaluation batch: public and private mazes shuffled together (from the
+    secret), so that a policy cannot tell which of its answers count on the public board."""
+    return np.random.default_rng(_streams(secret)[3]).permutation(PUBLIC_MAZES + PRIVATE_MAZES)
+
+
 def validate_probabilities(value: t.Any, batch: int) -> np.ndarray:
-    """(batch, 5) float64 action probabilities, rows normalised exactly; EntryProblem if not acceptable."""
+    """(batch, 5) float64 action probabilities, rows normalised exactly; EntryProblem if not acceptable.
+
+    The policy computed its answer from hidden mazes, so the messages carry nothing it chose (no shape, no
+    sum): a message must not become a channel that carries hidden data out.
+    """
     want = (batch, maze.N_ACTIONS)
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu" or value.shape != want:
-        found = getattr(value, "shape", None)
         raise EntryProblem(
-            f"Your policy must return action probabilities of shape {want}, one row of {maze.N_ACTIONS} per maze; "
-            f"it returned {type(value).__name__}{' of shape ' + str(found) if found is not None else ''}."
+            f"Your policy must return one row of {maze.N_ACTIONS} action probabilities per maze (a tensor or array of "
+            f"shape {want} for {batch} observations); it returned something else. Try it on a batch of mazes of "
+            "your own in the notebook."
         )
     p = value.astype(np.float64)
     if not np.all(np.isfinite(p)):
@@ -93,10 +104,9 @@ def validate_probabilities(value: t.Any, batch: int) -> np.ndarray:
         raise EntryProblem("Your policy returned negative probabilities.")
     sums = p.sum(axis=1)
     if not np.all(np.abs(sums - 1) <= SUM_TOLERANCE):
-        worst = float(sums[np.argmax(np.abs(sums - 1))])
         raise EntryProblem(
             f"Your policy's probabilities must sum to 1 over the {maze.N_ACTIONS} actions (within {SUM_TOLERANCE:g}); "
-            f"one row sums to {worst:.6g}. Did you apply the softmax?"
+            "some rows do not. Did you apply the softmax?"
         )
     return p / sums[:, None]
 
@@ -182,8 +192,10 @@ class MazeChallenge(Challenge):
         """Build the policy once, run all evaluation episodes in its kernel, compute the returns here."""
         entry = Scored(track, stage="policy")
         split = hidden_mazes(context.secret)
-        walls = np.concatenate([split["public"][0], split["private"][0]])
-        chests = np.concatenate([split["public"][1], split["private"][1]])
+        order = evaluation_order(context.secret)  # batch position of each maze, public ones first
+        walls, chests = np.empty((2, len(order), SIZE, SIZE), dtype=bool)
+        walls[order] = np.concatenate([split["public"][0], split["private"][0]])
+        chests[order] = np.concatenate([split["public"][1], split["private"][1]])
         draws = action_draws(context.secret, len(walls))
         kernel = context.fresh_kernel([POLICY_CELL])
         try:
@@ -194,10 +206,11 @@ class MazeChallenge(Challenge):
         except EntryProblem as exc:
             entry.problem = str(exc)
             return entry
-        entry.public_cost = float(episodes.returns[:PUBLIC_MAZES].mean())
-        entry.private_cost = float(episodes.returns[PUBLIC_MAZES:].mean())
-        entry.detail = f"{episodes.bumps[:PUBLIC_MAZES].mean():.1f}"
-        shown = slice(0, SHOWN_MAZES)
+        public, private = order[:PUBLIC_MAZES], order[PUBLIC_MAZES:]
+        entry.public_cost = float(episodes.returns[public].mean())
+        entry.private_cost = float(episodes.returns[private].mean())
+        entry.detail = f"{episodes.bumps[public].mean():.1f}"
+        shown = public[:SHOWN_MAZES]
         entry.picture = maze_pictures(walls[shown], chests[shown], episodes.paths[shown])
         entry.stage = "scored"
         return entry

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 import typing as t
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 from jupyter_core.utils import run_sync
@@ -132,7 +132,7 @@ class FreshSession:
     def _remaining(self) -> float:
         return max(1.0, min(self.isolation.timeout, self.deadline - time.monotonic()))
 
-    def _run(self, step: t.Callable[[], t.Awaitable[t.Any]]) -> t.Any:
+    def _run(self, step: Callable[[], Awaitable[t.Any]]) -> t.Any:
         """Run one step of the session on this thread's event loop, with the failures of a fresh kernel."""
         if self._broken:
             raise KernelProblem("an earlier call into this kernel failed")

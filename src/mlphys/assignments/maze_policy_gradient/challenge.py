@@ -176,7 +176,7 @@ class MazeChallenge(Challenge):
     score_name = "return"
     detail_label = "wall bumps per episode"
     picture_caption = "the paths of the best entries' robots (in the grader's sampled episodes)"
-    picture_cmap = "YlGnBu"
+    picture_cmap = "magma_r"  # floor light, path orange, collected chests red, chests left purple, walls black
     pass_bands = (2.0, 3.0)  # as the notebook's test cells: the original course's 2.1, and a clear margin
     weights_parts = ("policy",)
     max_weights_bytes = 20 * 2**20

@@ -1,6 +1,6 @@
 """The reference policy network of assignment 05: training time and mean return on fresh hard mazes.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_maze_policy.py [--batches 800] [--save maze-policy.pt]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_maze_policy.py [--batches 600] [--save maze-policy.pt]
 
 Runs the instructor notebook's own cells (imports, `policy_network`, `policy_training`) with one torch
 thread, as the notebook does, trains `train_policy(make_policy(), batches)` and prints the wall-clock and
@@ -50,7 +50,7 @@ def mean_return(network: torch.nn.Module, episodes: int = 1000, seed: int = 2718
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=800)
+    parser.add_argument("--batches", type=int, default=600)
     parser.add_argument("--save", help="save the trained weights to this file")
     args = parser.parse_args()
     namespace = notebook_namespace()  # sets torch to one thread, as the notebook does

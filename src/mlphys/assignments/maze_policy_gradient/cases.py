@@ -23,6 +23,7 @@ The cohort is kept small: each submission runs the whole notebook (about half a 
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +35,7 @@ from mlphys.demo.weights import cached_file
 
 UPDATE_CELL = "reinforce_update"
 TRAINING_CELL = "policy_training"
-TRAINING_BATCHES = 800  # as the notebook's training cell: train_policy(policy, batches=800)
+_TRAINING_CALL = re.compile(r"train_policy\(policy, batches=([0-9_]+)\)")
 # What the notebook's first cell gives the policy and training cells.
 NOTEBOOK_NAMES = PREAMBLE + "from mlphys.course.maze import *  # noqa: F403\n"
 
@@ -145,9 +146,19 @@ MazePolicy = _Lucky
 '''
 
 
+def training_batches(materials: Materials) -> int:
+    """How many batches the notebook trains its network for (its ``train_policy(policy, batches=N)`` call)."""
+    for cell in materials.source().cells:
+        found = _TRAINING_CALL.search(cell.source) if cell.cell_type == "code" else None
+        if found:
+            return int(found.group(1))
+    raise KeyError("the notebook has no train_policy(policy, batches=N) call")
+
+
 def reference_weights(materials: Materials) -> Path:
-    """The reference network trained by the notebook's own cells, cached."""
+    """The reference network trained as the notebook trains it (its own cells, as many batches), cached."""
     policy, training = reference_cell(materials, POLICY_CELL), reference_cell(materials, TRAINING_CELL)
+    batches = training_batches(materials)
 
     def make(path: Path) -> None:
         import torch
@@ -159,12 +170,12 @@ def reference_weights(materials: Materials) -> Path:
             exec(NOTEBOOK_NAMES + policy + "\n" + training, namespace)
             torch.manual_seed(0)
             network = namespace["make_policy"]()
-            namespace["train_policy"](network, batches=TRAINING_BATCHES)
+            namespace["train_policy"](network, batches=batches)
             maze.save_policy(network, str(path))
         finally:
             torch.set_num_threads(threads)
 
-    return cached_file("maze-", [NOTEBOOK_NAMES, policy, training, str(TRAINING_BATCHES)], make)
+    return cached_file("maze-", [NOTEBOOK_NAMES, policy, training, str(batches)], make)
 
 
 def cases(materials: Materials) -> list[Case]:

@@ -2,8 +2,7 @@
 
 Three layers: the grader's checks and episode loop in this process (with Python policies standing in for
 a student's network), one fresh sandboxed kernel answering a whole episode (:meth:`FreshKernel.session`),
-and the demo cohort graded by nbgrader (``MLPHYS_MAZE_COHORT``-free: it grades only this assignment, see
-``cohort`` below) with its boards rebuilt.
+and the demo cohort, graded by nbgrader with every other in the session's course, with its boards rebuilt.
 """
 
 from __future__ import annotations

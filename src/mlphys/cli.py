@@ -113,8 +113,9 @@ def leaderboard(
     gather.run_retraining(course, assignment, retrain_top, students=retrain_students or ())
     out_dir = out or gather.default_out_dir(course_root, assignment)
     paths, is_final, entries = gather.rebuild_boards(course, assignment, out_dir, final=final)
-    tracks = assignments.get(assignment).challenge.tracks  # type: ignore[union-attr]
-    print(gather.summary(entries, tracks, is_final, course.secret))
+    challenge = assignments.get(assignment).challenge
+    assert challenge is not None  # rebuild_boards refuses an assignment without one
+    print(gather.summary(entries, challenge.tracks, is_final, course.secret, gather.BoardSpec.of(challenge)))
     print(f"\nboards written: {', '.join(str(p) for p in paths.values())}")
     return {"paths": paths, "entries": entries}
 

@@ -13,12 +13,14 @@ The engine does what is the same for every challenge:
    the cost here, on a public and a private split;
 4. records every entry with the student's solution cells, for the leaderboard and its retraining check.
 
-A board ranks by a *cost*, lower is better; a challenge whose natural score grows with quality (a
-log-likelihood, a return) reports its negative and says so in ``metric``.
+A board ranks by the number a challenge computes (stored as ``public_cost`` and ``private_cost``): a cost,
+lower is better, or, where the challenge sets ``higher_is_better``, a score such as a return.  The
+leaderboard, the pass bands and the student's feedback all take the direction from the challenge.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import re
@@ -31,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from mlphys.grading.hidden import StudentError, StudentFunction
-from mlphys.grading.isolated import CellFailed, Isolation, KernelProblem, KernelTimeout, run_fresh
+from mlphys.grading.isolated import CellFailed, FreshSession, Isolation, KernelProblem, KernelTimeout, fresh_session
 from mlphys.kernel import wire
 
 if t.TYPE_CHECKING:
@@ -96,10 +98,12 @@ class Challenge:
     tracks: tuple[str, ...]  # the boards, in display order
     track_notes: t.ClassVar[Mapping[str, str]] = {}
     metric: str = "cost"  # what the cost measures, for the boards' captions
+    higher_is_better: bool = False  # the direction: a cost (lower is better) or a score such as a return
+    score_name: str = "cost"  # the number's short name in feedback and headings ("cost", "return")
     detail_label: str = ""  # column title of ``Scored.detail``
     picture_caption: str = ""  # under the top entries' pictures on the page
     picture_cmap: str = "gray_r"  # as the notebook draws them
-    pass_bands: tuple[float, ...] = ()  # public costs below which points are given, for the student's feedback
+    pass_bands: tuple[float, ...] = ()  # public costs below (scores above) which points are given, for the feedback
     weights_parts: tuple[str, ...] = ()  # keys of the dict in a weights file
     max_weights_bytes: int = MAX_WEIGHTS_BYTES
     max_parameters: int = MAX_PARAMETERS
@@ -158,22 +162,41 @@ class Scoring:
 
 
 class FreshKernel:
-    """Each call runs in a kernel of its own, so nothing one call leaves behind (files, module state) reaches
-    another.  Failures become :class:`EntryProblem` in words a student can act on."""
+    """Calls into brand-new sandboxed kernels built from the preamble, some student cells and the kernel half.
+
+    :meth:`call` runs each call in a kernel of its own, so nothing one call leaves behind (files, module
+    state) reaches another; :meth:`session` keeps one kernel for a series of calls (a policy stepping
+    through an episode: built once, then called once per time step).  Failures become :class:`EntryProblem`
+    in words a student can act on, or :class:`TimeUp`.
+    """
 
     def __init__(self, scoring: Scoring, cell_ids: list[str], cells: list[str]) -> None:
         self.scoring, self.cell_ids, self.cells = scoring, cell_ids, cells
 
     def call(self, helper: str, *args: t.Any, what: str, saw_hidden_data: bool = True) -> t.Any:
         """``helper(*args)`` in a fresh kernel; validated plain data back.  ``what`` names the student's part."""
-        total = self.scoring.time_left()
+        with self.session(what=what) as session:
+            return session.call(helper, *args, saw_hidden_data=saw_hidden_data)
+
+    @contextlib.contextmanager
+    def session(self, *, what: str, seconds: float | None = None) -> t.Iterator[KernelSession]:
+        """One fresh kernel for several calls, all within the notebook's time left (and ``seconds``, if given).
+
+        The kernel is gone when the ``with`` block ends, however it ends.
+        """
+        total = self.scoring.time_left() if seconds is None else min(self.scoring.time_left(), seconds)
         isolation = dataclasses.replace(self.scoring.isolation, timeout=min(self.scoring.isolation.timeout, total))
+        # The setup cells see no hidden data; each call's failures are worded by KernelSession.call.
+        with self._failures(what, saw_hidden_data=False), fresh_session(
+            isolation, self.cells, deadline=time.monotonic() + total
+        ) as session:
+            yield KernelSession(self, session, what)
 
-        def transport(request: dict[str, t.Any]) -> t.Any:
-            return run_fresh(isolation, self.cells, request, deadline=time.monotonic() + total)
-
+    @contextlib.contextmanager
+    def _failures(self, what: str, saw_hidden_data: bool) -> t.Iterator[None]:
+        """Turn what can go wrong in a fresh kernel into :class:`EntryProblem` or :class:`TimeUp`."""
         try:
-            return StudentFunction(helper, transport)(*args)
+            yield
         except StudentError as exc:
             if saw_hidden_data:
                 # Its message (even the exception's class name) is the student's text and could carry the
@@ -202,6 +225,18 @@ class FreshKernel:
     def _preamble_words(self) -> str:
         lines = [line for line in self.scoring.challenge.preamble.splitlines() if line.strip()]
         return ", ".join(f"`{line}`" for line in lines)
+
+
+class KernelSession:
+    """Calls into one fresh kernel (see :meth:`FreshKernel.session`)."""
+
+    def __init__(self, kernel: FreshKernel, session: FreshSession, what: str) -> None:
+        self._kernel, self._session, self.what = kernel, session, what
+
+    def call(self, helper: str, *args: t.Any, saw_hidden_data: bool = True) -> t.Any:
+        """``helper(*args)`` in this session's kernel; validated plain data back."""
+        with self._kernel._failures(self.what, saw_hidden_data):
+            return StudentFunction(helper, self._session.call)(*args)
 
 
 def _builtin_name(type_name: str) -> str:
@@ -288,9 +323,16 @@ def _check_archive(path: Path, max_bytes: int) -> None:
 def plain_state(
     state: t.Any, name: str, parts: Sequence[str], max_parameters: int = MAX_PARAMETERS
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Check a loaded state (``{part: {param: tensor or array}}``) and copy it into fresh numpy arrays."""
+    """Check a loaded state (``{part: {param: tensor or array}}``) and copy it into fresh numpy arrays.
+
+    A challenge with one part also takes that part's state dict saved on its own (``torch.save(model.state_dict())``,
+    the usual way to save one network).
+    """
     import torch
 
+    if len(parts) == 1 and isinstance(state, dict) and state and parts[0] not in state:
+        if all(isinstance(v, torch.Tensor | np.ndarray) for v in state.values()):
+            state = {parts[0]: state}
     wanted = " and ".join(repr(p) for p in parts)
     if not isinstance(state, dict) or set(state) != set(parts):
         raise EntryProblem(f"{name} must hold a dict with exactly the keys {wanted}.")
@@ -320,6 +362,8 @@ def plain_state(
 
 
 def _entered_tracks(challenge: Challenge, value: t.Any) -> list[str]:
+    if value is None and len(challenge.tracks) == 1:
+        return list(challenge.tracks)  # a challenge of one track needs no TRACKS in the notebook
     if not isinstance(value, list | tuple) or not value or len(value) > len(challenge.tracks):
         raise EntryProblem(
             f"TRACKS must be a list of tracks such as [{challenge.tracks[0]!r}], one or more of "
@@ -395,20 +439,22 @@ def entry_summary(challenge: Challenge, result: ChallengeResult, submission: Sub
     boards.  The private cost stays hidden until the final board."""
     from mlphys.leaderboard.pseudonyms import course_salt, pseudonym
 
+    score = challenge.score_name
     lines = [f"Your {challenge.title} entry, scored on the hidden public test data:"]
     for track, entry in result.entries.items():
         if entry.stage == "scored" and entry.public_cost is not None:
-            lines.append(f"  {track}: public cost {entry.public_cost:.4g}")
+            lines.append(f"  {track}: public {score} {entry.public_cost:.4g}")
         else:
             lines.append(f"  {track}: not scored (see the message above)")
     if challenge.pass_bands:
-        bands = ", ".join(f"below {band:g}" for band in challenge.pass_bands)
-        lines.append(f"Points are given for a public cost {bands} (each band its own test cell).")
+        side = "above" if challenge.higher_is_better else "below"
+        bands = ", ".join(f"{side} {band:g}" for band in challenge.pass_bands)
+        lines.append(f"Points are given for a public {score} {bands} (each band its own test cell).")
     shown = pseudonym(submission.student, course_salt(submission.secret))
     name = "your name" if result.show_name else f"the pseudonym {shown!r}"
     lines.append(
         f"On the leaderboards you appear under {name}; the boards are published by your instructor and rank "
-        "by the public cost until the deadline, by a private split of the hidden data after it."
+        f"by the public {score} until the deadline, by a private split of the hidden data after it."
     )
     return "\n".join(lines)
 
@@ -432,13 +478,31 @@ def expect_cost_below(entry: Scored, band: float) -> None:
         )
 
 
+def expect_score_above(entry: Scored, band: float, score: str = "score") -> None:
+    """The public result of a higher-is-better challenge (a return) is above ``band`` (NaN never is)."""
+    expect_scored(entry)
+    assert entry.public_cost is not None
+    if not entry.public_cost > band:
+        raise AssertionError(
+            f"Your {score} on the public hidden data is {entry.public_cost:.4g}; this test needs above {band:g}."
+        )
+
+
 def hidden_names(challenge: Challenge) -> dict[str, t.Any]:
     """What the hidden tests of a challenge assignment see besides the kit."""
 
     def score(submission: Submission) -> ChallengeResult:
         return score_challenge(submission, challenge)
 
-    return {"score_challenge": score, "expect_scored": expect_scored, "expect_cost_below": expect_cost_below}
+    def above(entry: Scored, band: float) -> None:
+        expect_score_above(entry, band, challenge.score_name)
+
+    return {
+        "score_challenge": score,
+        "expect_scored": expect_scored,
+        "expect_cost_below": expect_cost_below,
+        "expect_score_above": above,
+    }
 
 
 def within_tolerance(retrained: float, submitted: float, rel_tol: float, abs_tol: float) -> bool:

@@ -2,8 +2,9 @@
 
 The autograde step keeps one kernel for a whole notebook.  Challenge scoring needs more isolation than
 that: the encoder and the decoder of an entry each run in a kernel of their own, so that nothing one
-of them leaves behind (files, module state, threads) can reach the other.  Both uses share
-:func:`staged_sandbox`, which stages the files, creates the cgroup and cleans everything up.
+of them leaves behind (files, module state, threads) can reach the other.  A kernel may also answer a
+series of calls (:func:`fresh_session`: a policy stepping through an episode, built once).  Both uses
+share :func:`staged_sandbox`, which stages the files, creates the cgroup and cleans everything up.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import shutil
 import tempfile
 import time
 import typing as t
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 from jupyter_core.utils import run_sync
@@ -110,21 +111,102 @@ def run_fresh(
     """
     if deadline is None:
         deadline = time.monotonic() + isolation.startup_timeout + isolation.timeout * (len(cells) + 1)
-    with staged_sandbox(isolation) as box:
+    with fresh_session(isolation, cells, deadline) as session:
+        return session.call(request)
+
+
+class FreshSession:
+    """One brand-new sandboxed kernel that answers a series of bridge requests, all by one deadline.
+
+    Made by :func:`fresh_session`, which runs the setup cells first and throws the sandbox away at the
+    end.  Each call is bounded by the per-call timeout and by what is left until the deadline; a call
+    that fails in any way ends the session (the kernel may be stuck in the student's code).
+    """
+
+    def __init__(self, isolation: Isolation, box: sandbox.Sandbox, deadline: float) -> None:
+        self.isolation, self.box, self.deadline = isolation, box, deadline
+        self.client = sandboxed_client(box, isolation)
+        self._stack = contextlib.AsyncExitStack()
+        self._broken = False
+
+    def _remaining(self) -> float:
+        return max(1.0, min(self.isolation.timeout, self.deadline - time.monotonic()))
+
+    def _run(self, step: Callable[[], Awaitable[t.Any]]) -> t.Any:
+        """Run one step of the session on this thread's event loop, with the failures of a fresh kernel."""
+        if self._broken:
+            raise KernelProblem("an earlier call into this kernel failed")
+
+        async def bounded() -> t.Any:
+            return await asyncio.wait_for(step(), max(1.0, self.deadline - time.monotonic()))
+
         try:
-            return run_sync(_run_within)(isolation, box, cells, request, deadline)
-        except (CellFailed, KernelProblem):
-            raise
-        except (kernel.CallTimeout, TimeoutError, CellTimeoutError):
-            raise KernelTimeout(f"it did not finish within the {isolation.timeout:g} s it had") from None
-        except Exception as exc:  # a dead kernel, a flood, a timeout while starting or in a cell
-            if box.cgroup is not None and box.cgroup.oom_killed():
-                raise KernelProblem(
-                    f"it used more than {isolation.limits.memory_bytes // 2**20} MB of memory"
-                ) from None
-            if isinstance(exc, kernel.OutputFlood):
-                raise KernelProblem(str(exc)) from None
-            raise KernelProblem(f"its kernel stopped ({type(exc).__name__}: {str(exc)[:200]})") from None
+            # run_sync, not asyncio.run: the same code runs where an event loop is already running (the
+            # formgrader), and successive steps share one loop, which the kernel's channels are bound to.
+            return run_sync(bounded)()
+        except BaseException as exc:
+            self._broken = True
+            raise _kernel_failure(exc, self.box, self.isolation) from None
+
+    def start(self, cells: list[str]) -> None:
+        async def setup() -> None:
+            streams = self._stack.enter_context(kernel_output(self.isolation))
+            await self._stack.enter_async_context(self.client.async_setup_kernel(**streams))
+            for index, source in enumerate(cells):
+                cell = new_code_cell(source)
+                self.client.timeout = int(self._remaining())
+                await self.client.async_execute_cell(cell, 0, store_history=False)
+                for output in cell.outputs:
+                    if output.get("output_type") == "error":
+                        ename, evalue = str(output.get("ename", "Error")), str(output.get("evalue", ""))
+                        raise CellFailed(index, ename, evalue)
+
+        self._run(setup)
+
+    def call(self, request: dict[str, t.Any]) -> t.Any:
+        """Answer one bridge ``request`` in this kernel; the raw, unvalidated reply."""
+        return self._run(lambda: kernel.call_kernel(self.client, request, self._remaining()))
+
+    def close(self) -> None:
+        async def stop() -> None:
+            await self._stack.aclose()
+
+        try:
+            run_sync(stop)()
+        except Exception:  # the sandbox is destroyed next, whatever state the kernel is in
+            pass
+        finally:
+            close_client(self.client)
+
+
+@contextlib.contextmanager
+def fresh_session(isolation: Isolation, cells: list[str], deadline: float) -> Iterator[FreshSession]:
+    """A brand-new sandboxed kernel that has run ``cells``, for several calls; gone (sandbox, cgroup) afterwards.
+
+    Raises :class:`CellFailed` if a cell raised, :class:`KernelTimeout` or :class:`KernelProblem` if the kernel
+    did not start, died, hung, flooded or ran out of memory, here or in a later call.
+    """
+    with staged_sandbox(isolation) as box:
+        session = FreshSession(isolation, box, deadline)
+        try:
+            session.start(cells)
+            yield session
+        finally:
+            session.close()
+
+
+def _kernel_failure(exc: BaseException, box: sandbox.Sandbox, isolation: Isolation) -> BaseException:
+    """The exception a failed step of a fresh kernel raises: CellFailed, KernelTimeout or KernelProblem."""
+    if isinstance(exc, CellFailed | KernelProblem) or not isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, kernel.CallTimeout | TimeoutError | CellTimeoutError):
+        return KernelTimeout(f"it did not finish within the {isolation.timeout:g} s it had")
+    if box.cgroup is not None and box.cgroup.oom_killed():
+        return KernelProblem(f"it used more than {isolation.limits.memory_bytes // 2**20} MB of memory")
+    if isinstance(exc, kernel.OutputFlood):
+        return KernelProblem(str(exc))
+    # a dead kernel, a flood, a failure while starting
+    return KernelProblem(f"its kernel stopped ({type(exc).__name__}: {str(exc)[:200]})")
 
 
 def sandboxed_client(box: sandbox.Sandbox, isolation: Isolation) -> kernel.BoundedClient:
@@ -161,31 +243,3 @@ def close_client(client: kernel.BoundedClient) -> None:
         client.kc.stop_channels()
         client.kc.context.destroy(linger=0)
     client.km.context.destroy(linger=0)
-
-
-async def _run_within(
-    isolation: Isolation, box: sandbox.Sandbox, cells: list[str], request: dict[str, t.Any], deadline: float
-) -> t.Any:
-    # run_sync, not asyncio.run: the same code runs where an event loop is already running (the formgrader).
-    return await asyncio.wait_for(_run(isolation, box, cells, request, deadline), max(1.0, deadline - time.monotonic()))
-
-
-async def _run(
-    isolation: Isolation, box: sandbox.Sandbox, cells: list[str], request: dict[str, t.Any], deadline: float
-) -> t.Any:
-    client = sandboxed_client(box, isolation)
-    try:
-        with kernel_output(isolation) as streams:
-            async with client.async_setup_kernel(**streams):
-                for index, source in enumerate(cells):
-                    cell = new_code_cell(source)
-                    client.timeout = int(max(1, min(isolation.timeout, deadline - time.monotonic())))
-                    await client.async_execute_cell(cell, 0, store_history=False)
-                    for output in cell.outputs:
-                        if output.get("output_type") == "error":
-                            ename, evalue = str(output.get("ename", "Error")), str(output.get("evalue", ""))
-                            raise CellFailed(index, ename, evalue)
-                remaining = max(1.0, min(isolation.timeout, deadline - time.monotonic()))
-                return await kernel.call_kernel(client, request, remaining)
-    finally:
-        close_client(client)

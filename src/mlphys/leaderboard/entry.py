@@ -27,7 +27,9 @@ class BoardSpec:
     title: str
     tracks: tuple[str, ...]
     track_notes: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    metric: str = "cost"  # what the cost measures (lower is better)
+    metric: str = "cost"  # what the cost measures
+    higher_is_better: bool = False  # the direction of the ranking: a cost (lower) or a return (higher)
+    score_name: str = "cost"  # the number's short name in headings ("cost", "return")
     detail_label: str = "detail"
     picture_caption: str = "what the best entries of this board make of them"
     picture_cmap: str = "gray_r"
@@ -39,6 +41,8 @@ class BoardSpec:
             tracks=tuple(challenge.tracks),
             track_notes=dict(challenge.track_notes),
             metric=challenge.metric,
+            higher_is_better=challenge.higher_is_better,
+            score_name=challenge.score_name,
             detail_label=challenge.detail_label,
             picture_caption=challenge.picture_caption,
             picture_cmap=challenge.picture_cmap,

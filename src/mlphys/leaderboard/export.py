@@ -23,7 +23,7 @@ import numpy
 
 from mlphys.leaderboard import figures, page
 from mlphys.leaderboard.entry import BoardSpec, Entry
-from mlphys.leaderboard.ranking import FLAGGED, INVALID, RANKED, TIE_BREAK, Row, rank
+from mlphys.leaderboard.ranking import FLAGGED, INVALID, RANKED, Row, rank, tie_break
 
 TOP = 3  # entries per board whose pictures are shown
 MAX_IMAGES = 10  # originals shown beside them
@@ -108,14 +108,25 @@ def to_csv(boards: Mapping[str, Sequence[Row]], *, final: bool) -> str:
     return buffer.getvalue()
 
 
-def to_json(boards: Mapping[str, Sequence[Row]], *, final: bool, title: str, entries: int, shown: int) -> str:
-    """The boards as plain, stable JSON (sorted keys, no NaN)."""
+def to_json(
+    boards: Mapping[str, Sequence[Row]],
+    *,
+    final: bool,
+    title: str,
+    entries: int,
+    shown: int,
+    spec: BoardSpec | None = None,
+) -> str:
+    """The boards as plain, stable JSON (sorted keys, no NaN).  The ``*_cost`` fields hold the number the boards
+    rank by (``higher_is_better`` says which way: a cost, or a score such as a return)."""
+    spec = spec or BoardSpec(title=title, tracks=tuple(boards))
     document = {
         "title": title,
         "final": final,
         "ranked_by": "private_cost" if final else "public_cost",
+        "higher_is_better": spec.higher_is_better,
         "generated_from": {"entries": entries, "pictures_per_entry": shown},
-        "tie_break": TIE_BREAK,
+        "tie_break": tie_break(higher_is_better=spec.higher_is_better, score=spec.score_name),
         "tracks": list(boards),  # the boards' display order (keys below are sorted)
         "boards": {
             track: [
@@ -171,9 +182,13 @@ def to_html(
         detail_label=spec.detail_label,
         picture_caption=spec.picture_caption,
         final=final,
-        tie_break=TIE_BREAK,
-        distribution=page.data_uri(figures.cost_distribution(boards, split=split)),
-        cost_columns=["public cost", "private cost"] if final else ["public cost"],
+        better="higher" if spec.higher_is_better else "lower",
+        score_name=spec.score_name,
+        tie_break=tie_break(higher_is_better=spec.higher_is_better, score=spec.score_name),
+        distribution=page.data_uri(
+            figures.cost_distribution(boards, split=split, score=spec.score_name, log=not spec.higher_is_better)
+        ),
+        cost_columns=[f"{split} {spec.score_name}" for split in (("public", "private") if final else ("public",))],
         boards=sections,
     )
 
@@ -223,12 +238,12 @@ def write_boards(
     written.
     """
     originals = _check_images(entries, originals)
-    boards = rank(entries, spec.tracks, final=final, salt=salt)
+    boards = rank(entries, spec.tracks, final=final, salt=salt, higher_is_better=spec.higher_is_better)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / "leaderboard.csv", "json": out_dir / "leaderboard.json", "html": out_dir / "index.html"}
     shown = 0 if originals is None else min(len(originals), MAX_IMAGES)
     _write(paths["csv"], to_csv(boards, final=final))
-    _write(paths["json"], to_json(boards, final=final, title=spec.title, entries=len(entries), shown=shown))
+    _write(paths["json"], to_json(boards, final=final, title=spec.title, entries=len(entries), shown=shown, spec=spec))
     _write(paths["html"], to_html(boards, originals, final=final, spec=spec))
     return paths

@@ -37,10 +37,13 @@ def _label(text: str) -> str:
     return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
 
 
-def cost_distribution(boards: Mapping[str, Sequence[Row]], *, split: str) -> bytes:
-    """A strip plot of every finite cost per board on a log axis: ranked entries as dots, flagged ones as crosses.
+def cost_distribution(
+    boards: Mapping[str, Sequence[Row]], *, split: str, score: str = "cost", log: bool = True
+) -> bytes:
+    """A strip plot of every finite cost per board: ranked entries as dots, flagged ones as crosses.
 
     Only the rows' ranking cost is drawn (``Row.cost``), which is the public cost unless the board is final.
+    Costs spread over decades go on a log axis; a score that may be zero or negative (a return) on a linear one.
     """
     tracks = list(boards)
     with matplotlib.style.context("default"):
@@ -56,7 +59,7 @@ def cost_distribution(boards: Mapping[str, Sequence[Row]], *, split: str) -> byt
                 # Spread points vertically by the golden-ratio sequence: even, overlap-free and deterministic.
                 spread = [((i * 0.6180339887) % 1.0 - 0.5) * 0.5 for i in range(len(costs))]
                 axes.scatter(
-                    numpy.maximum(costs, COST_FLOOR),
+                    numpy.maximum(costs, COST_FLOOR) if log else costs,
                     [y + s for s in spread],
                     marker=marker,
                     s=22,
@@ -66,8 +69,9 @@ def cost_distribution(boards: Mapping[str, Sequence[Row]], *, split: str) -> byt
                 )
                 drawn = True
         if drawn:
-            axes.set_xscale("log")
-            axes.set_xlabel(f"{split} cost (log scale)")
+            if log:
+                axes.set_xscale("log")
+            axes.set_xlabel(f"{split} {score}" + (" (log scale)" if log else ""))
         else:
             axes.text(0.5, 0.5, "no entries yet", ha="center", va="center", transform=axes.transAxes)
             axes.set_xticks([])

@@ -191,8 +191,9 @@ def run_retraining(
     )
     with Gradebook(course.db_url) as gb:
         by_track: dict[str, list[Found]] = {}
+        sign = -1 if challenge.higher_is_better else 1  # best first
         found = found_entries(gb, assignment, challenge, log or print)
-        for item in sorted(found, key=lambda f: f.entry["public_cost"]):
+        for item in sorted(found, key=lambda f: sign * f.entry["public_cost"]):
             by_track.setdefault(item.entry["track"], []).append(item)
         chosen: list[tuple[str, Found]] = []
         for track, items in sorted(by_track.items()):
@@ -303,17 +304,20 @@ def rebuild_boards(
     return paths, final, entries
 
 
-def summary(entries: list[Entry], tracks: t.Sequence[str], final: bool, secret: str) -> str:
+def summary(
+    entries: list[Entry], tracks: t.Sequence[str], final: bool, secret: str, spec: BoardSpec | None = None
+) -> str:
     """The boards as text, for the terminal."""
+    higher, score = (spec.higher_is_better, spec.score_name) if spec is not None else (False, "cost")
     lines = []
-    for track, rows in rank(entries, tracks, final=final, salt=course_salt(secret)).items():
+    for track, rows in rank(entries, tracks, final=final, salt=course_salt(secret), higher_is_better=higher).items():
         if not rows:
             continue
         lines.append(f"\n{track} ({'final, private split' if final else 'public split'})")
         for row in rows:
             cost = row.private_cost if final else row.public_cost
             place = f"{row.rank:>3}" if row.rank is not None else "  -"
-            lines.append(f"  {place}  {row.name:28} {row.detail:>6}  cost {cost:.4f}  {row.retrain}")
+            lines.append(f"  {place}  {row.name:28} {row.detail:>6}  {score} {cost:.4f}  {row.retrain}")
     return "\n".join(lines)
 
 
@@ -321,4 +325,4 @@ def default_out_dir(root: Path, assignment: str) -> Path:
     return root / "leaderboards" / assignment
 
 
-__all__ = ["Course", "Leaderboard", "default_out_dir", "rebuild_boards", "run_retraining", "summary"]
+__all__ = ["BoardSpec", "Course", "Leaderboard", "default_out_dir", "rebuild_boards", "run_retraining", "summary"]

@@ -77,14 +77,14 @@ TEMPLATE = """<!DOCTYPE html>
 <body>
 <header>
 <h1 id="title">{{ title }}</h1>
-<p class="note">{{ board_kind }}: ranked by the <strong>{{ split }}</strong> cost ({{ metric }}, on the
-{{ split }} split; lower is better). How ties and flagged entries are handled is explained
+<p class="note">{{ board_kind }}: ranked by the <strong>{{ split }}</strong> {{ score_name }} ({{ metric }}, on the
+{{ split }} split; {{ better }} is better). How ties and flagged entries are handled is explained
 <a href="#ranking-rules">below</a>.</p>
 </header>
 <figure id="distribution">
-<img src="{{ distribution }}" alt="Distribution of {{ split }} costs per board">
-<figcaption>{{ split|capitalize }} costs of all entries per board (log scale; crosses are entries flagged by the
-retraining check).</figcaption>
+<img src="{{ distribution }}" alt="Distribution of {{ split }} {{ score_name }}s per board">
+<figcaption>{{ split|capitalize }} {{ score_name }}s of all entries per board
+({{ "log scale; " if better == "lower" else "" }}crosses are entries flagged by the retraining check).</figcaption>
 </figure>
 <nav class="tabs" aria-label="Boards">
 {%- for board in boards %}
@@ -99,7 +99,7 @@ retraining check).</figcaption>
 <table class="board" data-track="{{ board.track }}">
 <thead><tr><th>rank</th><th>name</th><th>{{ detail_label }}</th>
 {%- for column in cost_columns %}<th>{{ column }}</th>{% endfor -%}
-<th>retraining check</th><th>retrained cost</th><th>submitted</th></tr></thead>
+<th>retraining check</th><th>retrained {{ score_name }}</th><th>submitted</th></tr></thead>
 <tbody>
 {%- for row in board.rows %}
 <tr class="entry {{ row.css }}" data-rank="{{ row.rank }}" data-status="{{ row.status }}">
@@ -156,6 +156,8 @@ def render(
     picture_caption: str,
     final: bool,
     tie_break: str,
+    better: str = "lower",
+    score_name: str = "cost",
     distribution: str,
     cost_columns: Sequence[str],
     boards: Sequence[Mapping[str, Any]],
@@ -169,6 +171,8 @@ def render(
         board_kind="Final board" if final else "Public board (the final ranking uses a hidden private split)",
         split="private" if final else "public",
         tie_break=tie_break,
+        better=better,
+        score_name=score_name,
         distribution=distribution,
         cost_columns=list(cost_columns),
         boards=boards,

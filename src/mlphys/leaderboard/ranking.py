@@ -1,8 +1,8 @@
 """Order entries into one board per track, with a total, documented tie-break.
 
-Ranking is the one place that decides which cost counts: the public cost while the challenge runs, the private
-cost on the final board. Rows made for a public board carry no private cost at all, so nothing downstream can
-leak it by accident.
+Ranking is the one place that decides which cost counts (the public cost while the challenge runs, the private
+cost on the final board) and which way is better (lower, or higher for a score such as a return). Rows made for a
+public board carry no private cost at all, so nothing downstream can leak it by accident.
 """
 
 from __future__ import annotations
@@ -17,14 +17,21 @@ import numpy
 from mlphys.leaderboard.entry import Entry
 from mlphys.leaderboard.pseudonyms import secret_order, shown_names
 
-TIE_BREAK = (
-    "Within a track, ranked entries are ordered by cost, lowest first: the public cost while the challenge runs, "
-    "the private cost on the final board. Equal costs (compared exactly, as stored) are ordered by the earlier "
-    "time the grader recorded the entry (an entry without one counts as latest), then by shown name "
-    "alphabetically, then by a salted hash of the student. Entries flagged by the retraining check are shown "
-    "but not ranked and come after the ranked ones; entries whose cost is not a finite number are not ranked "
-    "and come last."
-)
+
+def tie_break(*, higher_is_better: bool = False, score: str = "cost") -> str:
+    """The ranking rules in words, for the pages and exports of a board ranked by ``score`` in that direction."""
+    order = "highest" if higher_is_better else "lowest"
+    return (
+        f"Within a track, ranked entries are ordered by {score}, {order} first: the public {score} while the "
+        f"challenge runs, the private {score} on the final board. Equal {score}s (compared exactly, as stored) are "
+        "ordered by the earlier time the grader recorded the entry (an entry without one counts as latest), then "
+        "by shown name alphabetically, then by a salted hash of the student. Entries flagged by the retraining "
+        f"check are shown but not ranked and come after the ranked ones; entries whose {score} is not a finite "
+        "number are not ranked and come last."
+    )
+
+
+TIE_BREAK = tie_break()
 
 RANKED, FLAGGED, INVALID = "ranked", "flagged", "invalid cost"
 
@@ -74,9 +81,16 @@ def _moment(when: datetime.datetime | None) -> tuple[bool, float]:
 
 
 def rank(
-    entries: Sequence[Entry], tracks: Sequence[str], *, final: bool, salt: str | None = None
+    entries: Sequence[Entry],
+    tracks: Sequence[str],
+    *,
+    final: bool,
+    salt: str | None = None,
+    higher_is_better: bool = False,
 ) -> dict[str, list[Row]]:
     """Rank ``entries`` into boards: track -> rows, best first, every one of ``tracks`` present (possibly empty).
+
+    The best entry has the lowest cost, or the highest where the challenge says ``higher_is_better`` (a return).
 
     ``final`` picks the split that decides the rank (private if True, public otherwise). Pass the course ``salt``
     to get the published pseudonyms and exactly the published order; without it, students who did not opt in
@@ -102,7 +116,7 @@ def rank(
         retrained = as_float(entry.retrained_cost)
         return (
             group(entry),
-            value if math.isfinite(value) else 0.0,
+            (-value if higher_is_better else value) if math.isfinite(value) else 0.0,
             _moment(entry.submitted_at),
             names[entry.student],
             secret[entry.student],

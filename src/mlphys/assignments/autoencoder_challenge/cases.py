@@ -12,7 +12,6 @@ hash of what determines them, so a second demo run or test session does not trai
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import typing as t
@@ -23,8 +22,8 @@ import nbformat
 from mlphys.assignments.autoencoder_challenge.challenge import ARCHITECTURE_CELL, PREAMBLE, TRAINING_CELL
 from mlphys.course import autoencoder
 from mlphys.demo.case import Case, Materials, reference_cell, write_notebook
+from mlphys.demo.weights import cached_file
 
-CACHE = Path(os.environ.get("MLPHYS_CACHE", Path.home() / ".cache" / "mlphys")) / "demo-weights"
 PICKLE_MARKER = "/tmp/mlphys-demo-pickle-ran"  # the pickled payload would create this file
 
 # A linear autoencoder (PCA-like): honest, but weaker than a convolutional one.
@@ -180,23 +179,18 @@ def trained_weights(architecture: str, training: str, track: str, images: int) -
     import torch
 
     code_size, _ = autoencoder.parse_track(track)
-    key = hashlib.sha256(
-        "\0".join([architecture, training, str(code_size), str(images), torch.__version__]).encode()
-    ).hexdigest()[:24]
-    path = CACHE / f"{key}.pt"
-    if path.exists():
-        return path
-    from mlphys.course.circles import ImageBudget
 
-    namespace: dict[str, t.Any] = {}
-    exec(PREAMBLE + architecture + "\n" + training, namespace)
-    torch.manual_seed(0)
-    encoder, decoder = namespace["Encoder"](code_size), namespace["Decoder"](code_size)
-    namespace["train"](encoder, decoder, ImageBudget(images, seed=1))
-    CACHE.mkdir(parents=True, exist_ok=True)
-    saved = autoencoder.save_entry(encoder, decoder, track, CACHE)
-    os.replace(saved, path)
-    return path
+    def make(path: Path) -> None:
+        from mlphys.course.circles import ImageBudget
+
+        namespace: dict[str, t.Any] = {}
+        exec(PREAMBLE + architecture + "\n" + training, namespace)
+        torch.manual_seed(0)
+        encoder, decoder = namespace["Encoder"](code_size), namespace["Decoder"](code_size)
+        namespace["train"](encoder, decoder, ImageBudget(images, seed=1))
+        os.replace(autoencoder.save_entry(encoder, decoder, track, path.parent), path)
+
+    return cached_file("", [architecture, training, str(code_size), str(images)], make)
 
 
 def untrained_weights(folder: Path, track: str, architecture: str) -> None:

@@ -28,7 +28,6 @@ once and caches its weights under ``~/.cache/mlphys`` by the hash of what determ
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import shutil
@@ -37,8 +36,8 @@ from pathlib import Path
 
 from mlphys.course.rbm import weights_filename
 from mlphys.demo.case import Case, Materials, Mistake, assignment_cases, reference_cell, write_notebook
+from mlphys.demo.weights import cached_file
 
-CACHE = Path(os.environ.get("MLPHYS_CACHE", Path.home() / ".cache" / "mlphys")) / "demo-weights"
 PICKLE_MARKER = "/tmp/mlphys-demo-rbm-pickle-ran"  # the pickled payload would create this file
 TRAINING_CELL = "training"
 PREAMBLE = "import numpy as np\nimport torch\nfrom mlphys.course.mnist import binarize, load_mnist\n"
@@ -168,24 +167,19 @@ def reference_settings(materials: Materials) -> dict[str, dict[str, t.Any]]:
 
 def trained_weights(training: str, settings: dict[str, t.Any], track: str) -> Path:
     """The weights the reference ``train_rbm`` trains with ``settings`` for ``track``, cached."""
-    import torch
 
     from mlphys.course import rbm
     from mlphys.course.mnist import load_mnist
 
     data = load_mnist()
-    key = hashlib.sha256(
-        "\0".join([training, repr(sorted(settings.items())), track, data.origin, torch.__version__]).encode()
-    ).hexdigest()[:24]
-    path = CACHE / f"rbm-{key}.pt"
-    if path.exists():
-        return path
-    namespace: dict[str, t.Any] = {}
-    exec(PREAMBLE + training, namespace)
-    W, a, b, _ = namespace["train_rbm"](data.train_images, **settings)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    os.replace(rbm.save_rbm(W, a, b, track, CACHE), path)
-    return path
+
+    def make(path: Path) -> None:
+        namespace: dict[str, t.Any] = {}
+        exec(PREAMBLE + training, namespace)
+        W, a, b, _ = namespace["train_rbm"](data.train_images, **settings)
+        os.replace(rbm.save_rbm(W, a, b, track, path.parent), path)
+
+    return cached_file("rbm-", [training, repr(sorted(settings.items())), track, data.origin], make)
 
 
 class PicklePayload:

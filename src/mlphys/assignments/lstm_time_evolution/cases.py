@@ -25,7 +25,6 @@ process), and cached under ``~/.cache/mlphys`` by the hash of what determines th
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import shutil
@@ -39,8 +38,8 @@ from mlphys.assignments.lstm_time_evolution import simulator
 from mlphys.assignments.lstm_time_evolution.scoring import MODEL, MODEL_CELL
 from mlphys.course import oscillators
 from mlphys.demo.case import Case, Materials, reference_cell, write_notebook
+from mlphys.demo.weights import cached_file
 
-CACHE = Path(os.environ.get("MLPHYS_CACHE", Path.home() / ".cache" / "mlphys")) / "demo-weights"
 PICKLE_MARKER = "/tmp/mlphys-demo-lstm-pickle-ran"  # the pickled payload would create this file
 TRAINING_CELL = "training"
 TRAINING_TRAJECTORIES = 10_000  # as the notebook's training cell: make_dataset(10_000, 1, ...)
@@ -182,24 +181,18 @@ def trained_weights(
     """
     import torch
 
-    key = hashlib.sha256(
-        "\0".join([model_source, training_source, str(leak_targets), str(steps), torch.__version__]).encode()
-    ).hexdigest()[:24]
-    path = CACHE / f"lstm-{key}.pt"
-    if path.exists():
-        return path
-    model, namespace = _build_model(model_source)
-    exec(training_source, namespace)
-    x, v = oscillators.initial_conditions(TRAINING_TRAJECTORIES, oscillators.COURSE_N2.n, 1)
-    targets = simulator.trajectories(x, v, oscillators.COURSE_N2)
-    inputs = targets if leak_targets else oscillators.observed_input(targets[:, : oscillators.OBSERVED])
-    as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
-    kwargs = {} if steps is None else {"steps": steps}
-    namespace["train"](model, as_tensor(inputs), as_tensor(targets), **kwargs)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    saved = oscillators.save_model(model, CACHE)
-    os.replace(saved, path)
-    return path
+    def make(path: Path) -> None:
+        model, namespace = _build_model(model_source)
+        exec(training_source, namespace)
+        x, v = oscillators.initial_conditions(TRAINING_TRAJECTORIES, oscillators.COURSE_N2.n, 1)
+        targets = simulator.trajectories(x, v, oscillators.COURSE_N2)
+        inputs = targets if leak_targets else oscillators.observed_input(targets[:, : oscillators.OBSERVED])
+        as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+        kwargs = {} if steps is None else {"steps": steps}
+        namespace["train"](model, as_tensor(inputs), as_tensor(targets), **kwargs)
+        os.replace(oscillators.save_model(model, path.parent), path)
+
+    return cached_file("lstm-", [model_source, training_source, str(leak_targets), str(steps)], make)
 
 
 def untrained_weights(folder: Path, model_source: str) -> None:

@@ -1,0 +1,268 @@
+"""Simulated submissions for 05_maze_policy_gradient: the reference, typical mistakes and attacks on the challenge.
+
+Points (11 autograded, plus 2 for the written answer ``strategy_answer``, graded by hand):
+
+=========================  ======  ==========================================================================
+test cell                  points  judges
+=========================  ======  ==========================================================================
+test_table_probabilities   1       ``policy_probabilities`` (softmax of the table)
+test_reinforce_exact       2       ``reinforce_update`` against the trusted update (hypothesis)
+test_reinforce_properties  2       properties: sums over actions, equal returns change nothing, rewarded up
+test_table_training        2       ``train_table``'s table, played by the grader: at least 4.5 of 5 chests
+test_policy_valid          1       the weights load into ``make_policy()``; valid probabilities at every step
+test_policy_return         2       mean return on the public hidden mazes above 2.0
+test_policy_competitive    1       ... above 3.0
+=========================  ======  ==========================================================================
+
+``train_table`` calls the student's ``reinforce_update``, so a wrong update also costs the training cell.
+The challenge cells are scored from the submitted weights alone, with the policy cell rebuilt in a fresh
+sandbox.  The reference weights are trained here, in the trusted demo process, by the notebook's own
+policy and training cells, and cached (:mod:`mlphys.demo.weights`); every challenge case reuses them.
+The cohort is kept small: each submission runs the whole notebook (about half a minute).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from mlphys.assignments.maze_policy_gradient.challenge import POLICY_CELL, PREAMBLE
+from mlphys.course import maze
+from mlphys.demo.case import Case, Materials, reference_cell, write_notebook
+from mlphys.demo.weights import cached_file
+
+UPDATE_CELL = "reinforce_update"
+TRAINING_CELL = "policy_training"
+_TRAINING_CALL = re.compile(r"train_policy\(policy, batches=([0-9_]+)\)")
+# What the notebook's first cell gives the policy and training cells.
+NOTEBOOK_NAMES = PREAMBLE + "from mlphys.course.maze import *  # noqa: F403\n"
+
+
+def _changed(source: str, old: str, new: str) -> str:
+    """``source`` with ``old`` replaced (it must be there: a mistake that changes nothing tests nothing)."""
+    if old not in source:
+        raise ValueError(f"the reference cell no longer contains {old!r}")
+    return source.replace(old, new)
+
+
+def _with_forward(policy: str, body: str) -> str:
+    """The reference policy cell with ``forward`` replaced: ``body`` computes ``out`` from ``observations``
+    (``p`` holds the reference's probabilities)."""
+    return (
+        policy
+        + f"""
+
+class _Changed(MazePolicy):
+    def forward(self, observations):
+        p = super().forward(observations)
+        {body}
+        return out
+
+
+MazePolicy = _Changed
+"""
+    )
+
+
+# In the grader's fresh kernel only the policy cell ran: no training function, and a batch of hundreds.
+_IN_EVALUATION = "'train_policy' not in globals() and len(observations) > 100"
+
+_STALL = f"out = p\n        if {_IN_EVALUATION}:\n            import time\n            time.sleep(3600)"
+
+# A policy that behaves like the reference in the notebook and, once it detects the grader's evaluation,
+# hunts for the course secret and the hidden mazes' seeds (environment, files, the grader's modules), keeps
+# state across calls, and assumes the grader draws its actions with numpy's generator seeded 0: it places the
+# boundaries of its probabilities so that each guessed draw lands on a planner's action.  Had it guessed the
+# stream, it would steer every robot; against the grader's own stream it is about a random walk.
+_LUCKY = '''
+
+import glob
+import os
+from collections import deque
+
+
+def _plan(view):
+    walls, chests = view[..., 0] > 0, view[..., 1] > 0
+    start = tuple(int(i) for i in np.argwhere(view[..., 2] > 0)[0])
+    came, queue = {start: None}, deque([start])
+    while queue:
+        y, x = queue.popleft()
+        if chests[y, x]:
+            cell = (y, x)
+            while came[cell] is not None and came[cell][0] != start:
+                cell = came[cell][0]
+            return 4 if came[cell] is None else came[cell][1]
+        for action, (dy, dx) in enumerate(((-1, 0), (1, 0), (0, -1), (0, 1))):
+            nxt = (y + dy, x + dx)
+            if not walls[nxt] and nxt not in came:
+                came[nxt] = ((y, x), action)
+                queue.append(nxt)
+    return 4
+
+
+class _Lucky(MazePolicy):
+    loot = []
+
+    def forward(self, observations):
+        if not ('train_policy' not in globals() and len(observations) > 100):
+            return super().forward(observations)
+        if not hasattr(self, "guess"):
+            self.guess = np.random.default_rng(0).random((40, len(observations)))
+            self.step = 0
+            for name, value in os.environ.items():
+                if "SECRET" in name or "SEED" in name:
+                    self.loot.append(value)
+            for pattern in ("/proc/*/environ", "/*/gradebook.db", "/*/*/gradebook.db", "/tmp/*", "~/*"):
+                for path in glob.glob(os.path.expanduser(pattern))[:50]:
+                    try:
+                        with open(path, "rb") as handle:
+                            self.loot.append(handle.read(1000))
+                    except OSError:
+                        pass
+            try:
+                from mlphys.assignments.maze_policy_gradient.challenge import hidden_mazes
+
+                self.loot.append(hidden_mazes(self.loot[0] if self.loot else ""))
+            except Exception as exc:
+                self.loot.append(repr(exc))
+        u = self.guess[min(self.step, 39)]
+        self.step += 1
+        view = observations.numpy()
+        width = 0.01
+        out = np.zeros((len(view), 5))
+        for b in range(len(view)):
+            a = _plan(view[b])
+            low, high = max(u[b] - width, 0.0), min(u[b] + width, 1.0)
+            edges = np.concatenate([np.linspace(0.0, low, a + 1), np.linspace(high, 1.0, 5 - a)])
+            edges[a] = 0.0 if a == 0 else low
+            edges[a + 1] = 1.0 if a == 4 else high
+            out[b] = np.diff(edges)
+        return torch.as_tensor(out / out.sum(axis=1, keepdims=True), dtype=torch.float32)
+
+
+MazePolicy = _Lucky
+'''
+
+
+def training_batches(materials: Materials) -> int:
+    """How many batches the notebook trains its network for (its ``train_policy(policy, batches=N)`` call)."""
+    for cell in materials.source().cells:
+        found = _TRAINING_CALL.search(cell.source) if cell.cell_type == "code" else None
+        if found:
+            return int(found.group(1))
+    raise KeyError("the notebook has no train_policy(policy, batches=N) call")
+
+
+def reference_weights(materials: Materials) -> Path:
+    """The reference network trained as the notebook trains it (its own cells, as many batches), cached."""
+    policy, training = reference_cell(materials, POLICY_CELL), reference_cell(materials, TRAINING_CELL)
+    batches = training_batches(materials)
+
+    def make(path: Path) -> None:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as the notebook; a small network on a shared machine trains fastest so
+        try:
+            namespace: dict = {}
+            exec(NOTEBOOK_NAMES + policy + "\n" + training, namespace)
+            torch.manual_seed(0)
+            network = namespace["make_policy"]()
+            namespace["train_policy"](network, batches=batches)
+            maze.save_policy(network, str(path))
+        finally:
+            torch.set_num_threads(threads)
+
+    return cached_file("maze-", [NOTEBOOK_NAMES, policy, training, str(batches)], make)
+
+
+def cases(materials: Materials) -> list[Case]:
+    points = materials.test_points()
+    total = sum(points.values())
+    update = reference_cell(materials, UPDATE_CELL)
+    policy = reference_cell(materials, POLICY_CELL)
+    table = ("test_reinforce_exact", "test_reinforce_properties", "test_table_training")
+    returns = ("test_policy_return", "test_policy_competitive")
+    challenge = ("test_policy_valid", *returns)
+
+    def lose(*grade_ids: str) -> float:
+        return total - sum(points[g] for g in grade_ids)
+
+    def entry(replacements: dict[str, str] | None = None) -> Callable[[Path, Materials], None]:
+        """The reference notebook with some cells replaced, and the reference's weights file."""
+
+        def write(directory: Path, m: Materials) -> None:
+            nb = m.with_solutions(replacements) if replacements else m.reference()
+            write_notebook(nb, directory, m.notebook)
+            shutil.copyfile(reference_weights(m), directory / maze.WEIGHTS_FILE)
+
+        return write
+
+    def blank(directory: Path, m: Materials) -> None:
+        write_notebook(m.blank(), directory, m.notebook)
+
+    baseline = "np.asarray(returns, dtype=float) - np.mean(returns)"
+    rows: list[tuple[str, str, str, Callable[[Path, Materials], None], float]] = [
+        ("ref_solution", "reference", "the instructor's reference solution and its trained weights", entry(), total),
+        ("blank_release", "blank", "the release notebook, submitted unchanged", blank, 0.0),
+        (
+            "mistake_maze_update_sign",
+            "mistake",
+            "reinforce_update descends: z - learning_rate * gradient (the table unlearns its rewarded actions)",
+            entry({UPDATE_CELL: _changed(update, "return z + learning_rate", "return z - learning_rate")}),
+            lose(*table),
+        ),
+        (
+            "mistake_maze_no_baseline",
+            "mistake",
+            "reinforce_update without the baseline: R instead of R - mean(R) (training stalls near 2 chests)",
+            entry({UPDATE_CELL: _changed(update, baseline, "np.asarray(returns, dtype=float)")}),
+            lose(*table),
+        ),
+        (
+            "mistake_maze_actions_misaligned",
+            "mistake",
+            "reinforce_update flattens the actions step-major and the states episode-major (actions of other steps)",
+            entry({UPDATE_CELL: _changed(update, "np.ravel(actions)", "np.ravel(np.transpose(actions))")}),
+            lose("test_reinforce_exact", "test_table_training"),
+        ),
+        (
+            "mistake_maze_unnormalised",
+            "mistake",
+            "forward returns exp(logits): probabilities that do not sum to 1",
+            entry({POLICY_CELL: _with_forward(policy, "out = torch.exp(self.logits(observations))")}),
+            lose(*challenge),
+        ),
+        (
+            "mistake_maze_blind",
+            "mistake",
+            "forward feeds zeros to the network instead of the observations: the same move everywhere",
+            entry({POLICY_CELL: _with_forward(policy, "out = super().forward(torch.zeros_like(observations))")}),
+            lose(*returns),
+        ),
+        (
+            "attack_maze_negative",
+            "attack",
+            "probabilities with negative entries that still sum to 1 (2 p - 0.2), to steer the sampling",
+            entry({POLICY_CELL: _with_forward(policy, "out = 2 * p - 0.2")}),
+            lose(*challenge),
+        ),
+        (
+            "attack_maze_stall",
+            "attack",
+            "forward sleeps for an hour once it detects the grader's evaluation",
+            entry({POLICY_CELL: _with_forward(policy, _STALL)}),
+            lose(*challenge),
+        ),
+        (
+            "attack_maze_lucky",
+            "attack",
+            "detects the evaluation, hunts for the secret and the hidden mazes, and bets on a guessed random stream",
+            entry({POLICY_CELL: policy + _LUCKY}),
+            lose(*returns),
+        ),
+    ]
+    a = materials.assignment
+    return [Case(student, a, kind, text, write, expected) for student, kind, text, write, expected in rows]

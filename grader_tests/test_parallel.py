@@ -323,3 +323,27 @@ def test_find_students_follows_nbgrader(tmp_path: Path) -> None:
     assert parallel.find_students(root, ASSIGNMENT) == ["a", "b"]
     assert parallel.find_students(root, ASSIGNMENT, ["a*"]) == ["a"]
     assert json.loads(json.dumps(parallel.StudentJob(str(root), ASSIGNMENT, "c[1]").argv()))[3] == "c[[]1]"
+
+
+def test_a_grader_reading_the_gradebook_holds_up_no_writer(tmp_path: Path) -> None:
+    """A grader in the middle of a read (say, while its student's kernel runs) does not make another grader's
+    write wait: the gradebook is in write-ahead-log mode (in SQLite's default mode the write below fails after
+    its one-second wait with "database is locked")."""
+    (tmp_path / "nbgrader_config.py").write_text(
+        "c = get_config()\nc.CourseDirectory.db_url = 'sqlite:///gradebook.db'\n"
+    )
+    parallel.prepare_gradebook(tmp_path)
+    path = tmp_path / "gradebook.db"
+    reader = sqlite3.connect(path, isolation_level=None)
+    writer = sqlite3.connect(path, timeout=1)
+    try:
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM student").fetchone() == (0,)
+        writer.execute("INSERT INTO student (id) VALUES ('written_while_read')")
+        writer.commit()
+        assert reader.execute("SELECT count(*) FROM student").fetchone() == (0,)  # its snapshot, unchanged
+        reader.execute("COMMIT")
+        assert reader.execute("SELECT id FROM student").fetchall() == [("written_while_read",)]
+    finally:
+        reader.close()
+        writer.close()

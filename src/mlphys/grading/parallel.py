@@ -22,13 +22,14 @@ process instead of exhausting the machine; the student's kernel has its own limi
 several workers the grader and each sandboxed kernel get one BLAS/OpenMP/torch thread
 (``c.SandboxedExecute.kernel_threads``), so students do not fight over cores.
 
-Concurrent writers share the gradebook: an SQLite gradebook is opened by the workers with a long busy timeout
-(``?timeout=``), so a writer waits for the lock instead of failing with "database is locked"; PostgreSQL needs
-nothing.
+Concurrent writers share the gradebook: an SQLite gradebook is put into write-ahead-log mode (readers do not
+hold up writers) and opened by the workers with a long busy timeout (``?timeout=``), so a writer waits for the
+lock instead of failing with "database is locked"; PostgreSQL needs nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import glob
@@ -278,9 +279,26 @@ def prepare_gradebook(root: Path) -> str:
     try:
         with Gradebook(db_url, course_id) as gb:
             records.prepare(gb)
+        if db_url.startswith("sqlite:"):
+            use_write_ahead_log(db_url)
     finally:
         os.chdir(here)
     return worker_db_url(db_url)
+
+
+def use_write_ahead_log(db_url: str) -> None:
+    """Put an SQLite gradebook into write-ahead-log mode (it stays so): a grader that reads the gradebook
+    while its student's kernel runs then holds up no other grader's write, as it does in SQLite's default
+    rollback-journal mode.  Plain nbgrader reads and writes such a gradebook as before."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    path = make_url(db_url).database
+    if not path or path == ":memory:":
+        return
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 # ---- the run -------------------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ def test_reference_notebook_runs_without_errors(path: Path, tmp_path: Path) -> N
     reference = next(c for c in assignments.get(materials.assignment).cases(materials) if c.kind == "reference")
     reference.write(tmp_path, materials)
     nb = nbformat.read(tmp_path / path.name, 4)
-    assert nb.cells == materials.reference().cells  # the reference solution, as a student who solved it has it
     NotebookClient(nb, timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors == []

@@ -105,13 +105,18 @@ def gradebook_url(graded: GradedCohort) -> str:
 
 
 def challenge_records(graded: GradedCohort, students: set[str]) -> dict[str, dict]:
-    """Each student's challenge record as the gradebook holds it (pictures aside: the costs say enough)."""
+    """Each student's challenge record as autograde stored it (pictures aside: the costs say enough).
+
+    Without the results of the leaderboard's retraining check: that is a later step, which the session's
+    course has been through (test_challenge's boards) by the time the comparisons run."""
     with Gradebook(gradebook_url(graded)) as gb:
         stored = records.load_records(gb, graded.assignment, CHALLENGE.key)
     return {
         student: {
             **record,
-            "entries": [{k: v for k, v in entry.items() if k != "picture"} for entry in record["entries"]],
+            "entries": [
+                {k: v for k, v in entry.items() if k not in ("picture", "retrain")} for entry in record["entries"]
+            ],
         }
         for (student, _notebook), (record, _when) in stored.items()
         if student in students

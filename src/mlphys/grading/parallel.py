@@ -234,7 +234,8 @@ def _problem(job: StudentJob, exit_code: int | None, reported: dict[str, t.Any],
 
 
 def read_config(root: Path) -> t.Any:
-    """The configuration nbgrader itself would use in ``root`` (its own loading: user, environment, course)."""
+    """The configuration nbgrader itself would use in ``root`` (its app's own loading: user, environment, course;
+    not a copy of it).  Also what `mlphys leaderboard` reads."""
     from nbgrader.apps.baseapp import NbGrader
 
     app = NbGrader()

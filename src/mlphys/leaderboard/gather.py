@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 from nbgrader.api import Gradebook, MissingEntry
 from traitlets import Float, Integer
-from traitlets.config import Config, Configurable
+from traitlets.config import Configurable
 
 from mlphys import assignments
 from mlphys.grading import records
 from mlphys.grading.challenge import Challenge, Scoring
 from mlphys.grading.execute import SandboxedExecute, sandbox_problem
 from mlphys.grading.isolated import Isolation
+from mlphys.grading.parallel import read_config
 from mlphys.grading.progress import Progress
 from mlphys.leaderboard.entry import RETRAIN_STATES, BoardSpec, Entry
 from mlphys.leaderboard.export import write_boards
@@ -60,7 +61,7 @@ class Course:
         """The course's configuration, read as nbgrader reads it: ``nbgrader_config.py`` in Jupyter's config
         directories (the user's, the environment's, the system's) and in the course directory, the latter
         winning.  A gradebook that does not exist is an error, never a new empty one."""
-        config = read_nbgrader_config(root)
+        config = read_config(root)
         db_url = config.CourseDirectory.get("db_url", "sqlite:///gradebook.db")
         if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
             db_url = "sqlite:///" + str(root / db_url[len("sqlite:///") :])
@@ -71,22 +72,6 @@ class Course:
             )
         executor = SandboxedExecute(config=config)
         return cls(root, db_url, executor.challenge_secret, executor, Leaderboard(config=config))
-
-
-def read_nbgrader_config(root: Path) -> Config:
-    """The configuration nbgrader itself would use in ``root`` (its app's own loading, not a copy of it)."""
-    import os
-
-    from nbgrader.apps.baseapp import NbGrader
-
-    app = NbGrader()
-    here = os.getcwd()
-    os.chdir(root)
-    try:
-        app.load_config_file()
-    finally:
-        os.chdir(here)
-    return app.config
 
 
 def _opted_in_name(gb: Gradebook, student: str) -> str:

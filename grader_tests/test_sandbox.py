@@ -213,3 +213,18 @@ def test_grading_a_challenge_without_a_secret_is_refused_outright(monkeypatch: p
     resources = {"nbgrader": {"assignment": view.assignment, "student": "someone"}}
     with pytest.raises(RuntimeError, match="MLPHYS_CHALLENGE_SECRET"):
         execute.SandboxedExecute(challenge_secret="").preprocess(None, resources)  # type: ignore[arg-type]
+
+
+def test_matplotlib_finds_its_font_list_ready_and_read_only(box: sandbox.Sandbox) -> None:
+    # Each kernel starts with an empty configuration directory; without the host's font list shown to it,
+    # matplotlib would scan the system's fonts again for every student.
+    code = (
+        "import logging, os\nlogging.basicConfig(level=logging.DEBUG)\nimport matplotlib.font_manager as fm\n"
+        "path = os.path.join(os.environ['MPLCONFIGDIR'], f'fontlist-v{fm.FontManager.__version__}.json')\n"
+        "try:\n    open(path, 'a')\n    print('writable')\nexcept OSError:\n    print('read-only')\n"
+        "import matplotlib.pyplot as plt\nplt.figure(); plt.plot([0, 1]); plt.savefig('plot.png'); print('plotted')"
+    )
+    result = python(box, code)
+    assert result.stdout.split() == ["read-only", "plotted"], result.stderr
+    assert "Using fontManager instance from /tmp/matplotlib/fontlist" in result.stderr
+    assert "generated new fontManager" not in result.stderr

@@ -161,6 +161,15 @@ def _warm_context() -> multiprocessing.context.ForkServerContext:
     return context
 
 
+def start_warm_process() -> None:
+    """Start the warm process now, if it is not running: it imports the engine (seconds) in the background
+    while the caller goes on, instead of when the first student's process is asked of it."""
+    from multiprocessing import forkserver
+
+    _warm_context()
+    forkserver.ensure_running()
+
+
 def assignment_modules() -> list[str]:
     """The modules of the course's assignment plug-ins, found as the registry finds them (without importing)."""
     import pkgutil
@@ -362,6 +371,8 @@ def autograde(
     log in student order (to ``out``, default stdout) and a line for each failure; return the results in
     student order."""
     out = out or sys.stdout
+    if scheduler is None:  # the warm process imports the engine while this one reads the course
+        start_warm_process()
     root = root.resolve()
     names = find_students(root, assignment, students)
     if not names:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -111,6 +112,24 @@ def test_property_based_hidden_test_reports_the_smallest_failing_case() -> None:
     assert "absolute(x) is wrong" in verdict.message
     assert "The smallest failing case found: x=-5" in verdict.message
     assert "_check" not in verdict.message  # the hidden test's own name is not the student's business
+
+
+def test_a_property_without_settings_is_graded_deterministically_and_remembers_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where hypothesis would keep its example database: the course directory
+    source = (
+        "from hypothesis import given, strategies as st\n"
+        "@given(st.lists(st.integers(-1000, 1000), max_size=20))\n"
+        "def _check(xs):\n"
+        "    assert total(xs) == sum(xs), 'total is wrong for some list'\n"
+        "_check()"
+    )
+    wrong_total = {"total": lambda xs: sum(x for x in xs if x < 700)}
+    messages = {session(wrong_total)[0].run(source, "t").message for _ in range(3)}
+    assert len(messages) == 1, messages  # the same submission meets the same examples every time
+    assert "The smallest failing case found: xs=[700]" in messages.pop()
+    assert list(tmp_path.iterdir()) == []  # no .hypothesis/ left in the course
 
 
 def test_a_failing_case_found_by_varying_parts_together_reads_without_hypothesis_comments() -> None:

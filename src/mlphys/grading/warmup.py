@@ -14,10 +14,13 @@ import IPython.paths  # noqa: F401  jupyter_client looks up kernel directories t
 import nbformat.validator
 import sqlalchemy.dialects.sqlite  # noqa: F401  the default gradebook's dialect
 
-from mlphys.grading import sandbox
+from mlphys.grading import hidden, sandbox
 
 # matplotlib's font list, which every sandbox shows its kernel: found (or built) once, not once per student.
 sandbox.matplotlib_font_list()
+
+# hypothesis, for property-based hidden tests (importing it takes about 0.4 s), with grading's defaults.
+hidden.use_grading_profile()
 
 # nbformat compiles its JSON schema on the first validation (about 0.1 s) and keeps it for the process.
 nbformat.validator.get_validator()

@@ -284,6 +284,15 @@ def find_students(root: Path, assignment: str, patterns: Iterable[str] = ()) -> 
     return students
 
 
+def gradebook_url(config: t.Any, root: Path) -> str:
+    """The course's gradebook URL (``c.CourseDirectory.db_url``, nbgrader's default where unset), with a relative
+    SQLite path made absolute: nbgrader resolves it against the directory it runs in, the course root."""
+    db_url = config.CourseDirectory.get("db_url", "sqlite:///gradebook.db")
+    if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
+        db_url = "sqlite:///" + str(root.resolve() / db_url[len("sqlite:///") :])
+    return db_url
+
+
 def worker_db_url(db_url: str) -> str:
     """The gradebook URL the workers use: SQLite with a busy timeout (writers wait for each other's lock)."""
     if db_url.startswith("sqlite:") and "?" not in db_url:
@@ -303,17 +312,12 @@ def prepare_gradebook(root: Path) -> str:
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     config = read_config(root)
-    db_url = config.CourseDirectory.get("db_url", "sqlite:///gradebook.db")
+    db_url = gradebook_url(config, root)
     course_id = config.CourseDirectory.get("course_id", "default_course")
-    here = os.getcwd()
-    os.chdir(root)  # a relative SQLite path is relative to the course directory, as in nbgrader
-    try:
-        with Gradebook(db_url, course_id) as gb:
-            records.prepare(gb)
-        if db_url.startswith("sqlite:"):
-            use_write_ahead_log(db_url)
-    finally:
-        os.chdir(here)
+    with Gradebook(db_url, course_id) as gb:
+        records.prepare(gb)
+    if db_url.startswith("sqlite:"):
+        use_write_ahead_log(db_url)
     return worker_db_url(db_url)
 
 

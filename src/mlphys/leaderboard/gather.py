@@ -25,7 +25,7 @@ from mlphys.grading import records
 from mlphys.grading.challenge import Challenge, Scoring
 from mlphys.grading.execute import SandboxedExecute, sandbox_problem
 from mlphys.grading.isolated import Isolation
-from mlphys.grading.parallel import read_config
+from mlphys.grading.parallel import gradebook_url, read_config
 from mlphys.grading.progress import Progress
 from mlphys.leaderboard.entry import RETRAIN_STATES, BoardSpec, Entry
 from mlphys.leaderboard.export import write_boards
@@ -62,9 +62,7 @@ class Course:
         directories (the user's, the environment's, the system's) and in the course directory, the latter
         winning.  A gradebook that does not exist is an error, never a new empty one."""
         config = read_config(root)
-        db_url = config.CourseDirectory.get("db_url", "sqlite:///gradebook.db")
-        if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
-            db_url = "sqlite:///" + str(root / db_url[len("sqlite:///") :])
+        db_url = gradebook_url(config, root)
         if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///") :]).is_file():
             raise SystemExit(
                 f"There is no gradebook at {db_url[len('sqlite:///') :]} (c.CourseDirectory.db_url = {db_url!r}): "

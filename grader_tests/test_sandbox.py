@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mlphys.grading import sandbox
+from mlphys.grading import isolated, sandbox
 
 pytestmark = pytest.mark.skipif(sandbox.bwrap_available() is not None, reason="no bubblewrap here")
 REPO = Path(__file__).resolve().parent.parent
@@ -228,3 +229,31 @@ def test_matplotlib_finds_its_font_list_ready_and_read_only(box: sandbox.Sandbox
     assert result.stdout.split() == ["read-only", "plotted"], result.stderr
     assert "Using fontManager instance from /tmp/matplotlib/fontlist" in result.stderr
     assert "generated new fontManager" not in result.stderr
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_a_fresh_kernel_is_ready_only_once_its_output_reaches_the_grader(attempt: int) -> None:
+    # The readiness handshake stops at the kernel's first "idle" on IOPub (mlphys.grading.kernel.ReadyClient):
+    # a reply carried on IOPub right after it, with no cell run in between, must not be lost.
+    reply = isolated.run_fresh(isolated.Isolation(), [], {"op": "describe", "names": ["undefined_name"]})
+    assert reply == {"ok": True, "names": {"undefined_name": {"kind": "missing"}}}
+
+
+def test_files_beside_the_notebook_do_not_replace_the_kernel(tmp_path: Path) -> None:
+    # The student's working directory is on the kernel's sys.path for their own imports, but not while the
+    # kernel starts: an ipykernel_launcher.py there (or anything ipykernel imports) changes nothing.
+    def stage(dest: Path) -> None:
+        (dest / "ipykernel_launcher.py").write_text("import sys\nsys.exit(3)\n")
+        (dest / "ipykernel").mkdir()
+        (dest / "ipykernel" / "__init__.py").write_text("raise SystemExit(4)\n")
+        (dest / "helper.py").write_text("ANSWER = 42\n")
+
+    iso = isolated.Isolation()
+    with isolated.staged_sandbox(iso, stage) as box:
+        session = isolated.FreshSession(iso, box, time.monotonic() + 120)
+        try:
+            session.start(["from helper import ANSWER"])
+            reply = session.call({"op": "describe", "names": ["ANSWER"]})
+        finally:
+            session.close()
+    assert reply["names"]["ANSWER"]["kind"] == "value"

@@ -642,9 +642,10 @@ def cases(materials: Materials) -> list[Case]:
 
     nb_case(
         "fake_ipykernel_launcher",
-        "An ipykernel_launcher.py beside the notebook that replaces the kernel (which then never starts).",
+        "An ipykernel_launcher.py beside the (reference) notebook, which would replace the kernel if the working "
+        "directory were on the kernel's path at start: it is not, so the notebook is graded as it is.",
         lambda m, c, d: m.reference(),
-        0.0,
+        full,
         extra=fake_launcher,
     )
 

@@ -11,31 +11,86 @@ import json
 import os
 import queue
 import sys
+import time
 import typing as t
 from pathlib import Path
 
 import zmq
 import zmq.asyncio
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbformat import NotebookNode
+from traitlets import DottedObjectName, Type
 
 from mlphys.grading.sandbox import Sandbox
-from mlphys.kernel import bridge, wire
+from mlphys.kernel import bridge, launch, wire
+
+
+class ReadyClient(AsyncKernelClient):
+    """An asynchronous kernel client whose readiness check ends the moment the kernel is ready.
+
+    jupyter_client's ``wait_for_ready`` asks for ``kernel_info``, takes the reply, waits for any IOPub
+    message (0.2 s at most; none means IOPub is not connected yet, and it asks again), and then always waits
+    0.2 s more for IOPub messages that a new kernel does not send: a fifth of a second idle for every
+    notebook graded.  This one makes the same handshake and stops at the kernel's "idle" status for the
+    answered request, which comes after everything the kernel published before it.  A kernel that greets a new
+    IOPub subscriber (``iopub_welcome``, ipykernel 7) may have published that status before the greeting: then
+    it asks again at once rather than wait.
+    """
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:  # type: ignore[override]
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except queue.Empty:
+                reply = None
+            if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                if await self._idle_after(reply["parent_header"].get("msg_id"), wait=0.2):
+                    self._handle_kernel_info_reply(reply)
+                    return
+            if not await self.is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+    async def _idle_after(self, msg_id: str | None, wait: float) -> bool:
+        """Whether IOPub brings the kernel's "idle" status for request ``msg_id`` within ``wait`` seconds
+        (IOPub is then connected, and read up to it); False at once on a greeting (see the class)."""
+        end = time.monotonic() + wait
+        while (left := end - time.monotonic()) > 0:
+            try:
+                msg = await self.iopub_channel.get_msg(timeout=left)
+            except queue.Empty:
+                return False
+            if msg["msg_type"] == "iopub_welcome":
+                return False
+            if (
+                msg["msg_type"] == "status"
+                and msg["content"].get("execution_state") == "idle"
+                and msg["parent_header"].get("msg_id") == msg_id
+            ):
+                return True
+        return False
 
 
 class SandboxedKernelManager(AsyncKernelManager):
     """Starts ``ipykernel`` through the sandbox's wrapper instead of the kernelspec's argv."""
 
     sandbox: Sandbox
+    client_class = DottedObjectName("mlphys.grading.kernel.ReadyClient")
+    client_factory = Type(ReadyClient, klass=AsyncKernelClient)
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         # jupyter_client wrote the connection file (key included) readable by the grader only.
         self.sandbox.give_to_student(Path(self.connection_file))
+        # The launcher runs by its path, not with -m: the student's files (the working directory) are then not on
+        # sys.path while the kernel starts, so no file of theirs (ipykernel_launcher.py, an mlphys/) replaces it.
         argv = [
             sys.executable,
-            "-m",
-            "ipykernel_launcher",
+            launch.__file__,
             "-f",
             os.path.realpath(self.connection_file),
             "--HistoryManager.hist_file=:memory:",

@@ -236,3 +236,23 @@ def test_strangers_knocking_on_the_channel_do_not_keep_the_kernel_out() -> None:
     graded = grade([SQUARE + knock, ("first", "assert square(3) == 9"), ("second", "assert square(4) == 16")])
     assert passed(graded) == {"first": True, "second": True}
     assert graded.grading.calls.channel is not None  # the kernel's own connection was found among the strangers
+
+
+def test_what_a_cell_prints_is_one_output_per_stretch_of_a_stream() -> None:
+    # ipykernel sends prints on a timer, so a flush can split one line into two messages; the autograded
+    # notebook shows adjacent text of one stream as one output, as Jupyter does, whatever the timing was.
+    cell = (
+        "import sys\nfrom IPython.display import display\n"
+        "print('one line,', end='', flush=True)\nprint(' in two messages', flush=True)\n"
+        "print('a warning', file=sys.stderr, flush=True)\nprint('more', flush=True)\n"
+        "display('a display')\nprint('after it')\n"
+    )
+    outputs = grade([cell]).notebook.cells[0].outputs
+    seen = [(o.output_type, o.get("name"), o.get("text", o.get("data", {}).get("text/plain"))) for o in outputs]
+    assert seen == [
+        ("stream", "stdout", "one line, in two messages\n"),
+        ("stream", "stderr", "a warning\n"),
+        ("stream", "stdout", "more\n"),
+        ("display_data", None, "'a display'"),
+        ("stream", "stdout", "after it\n"),
+    ]

@@ -12,6 +12,7 @@ boards from PostgreSQL alone.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import secrets
@@ -27,7 +28,7 @@ from nbgrader.api import Gradebook
 from conftest import REPO, TEST_LIMITS, GradedCohort, run_nbgrader
 from mlphys.assignments.autoencoder_challenge.challenge import CHALLENGE
 from mlphys.demo.cohort import cohort, write_cohort
-from mlphys.grading import records
+from mlphys.grading import parallel, records
 from mlphys.leaderboard.pseudonyms import course_salt, shown_names
 from postgres import PostgresServer, postgres_server
 
@@ -197,6 +198,25 @@ def test_a_dask_cluster_grades_into_postgresql_as_nbgrader_grades_into_sqlite(
             students=PARALLEL_STUDENTS,
         )
     assert_same_grading(graded, sqlite_cohort)
+
+
+def test_jobs_sent_to_a_cluster_carry_no_database_password(
+    postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A password written into the course's db_url stays out of the jobs that travel to a cluster's workers, which
+    read the URL from the course's configuration, as nbgrader does (the test above: they find the gradebook)."""
+    root = make_postgres_course(tmp_path / "course", postgres.create_database("jobs"), ASSIGNMENT)
+    (root / "submitted" / "someone" / ASSIGNMENT).mkdir(parents=True)
+    sent: list[parallel.StudentJob] = []
+
+    def run_jobs(jobs: list[parallel.StudentJob], workers: int, scheduler: str | None = None) -> Iterator:
+        sent.extend(jobs)
+        return iter([parallel.StudentResult(job.student, "", 0.0, 0, None) for job in jobs])
+
+    monkeypatch.setattr(parallel, "run_jobs", run_jobs)
+    parallel.autograde(root, ASSIGNMENT, scheduler="tcp://127.0.0.1:1", out=io.StringIO())
+    assert [job.student for job in sent] == ["someone"]
+    assert postgres.password not in repr(sent[0]) and sent[0].environment is None
 
 
 def test_mlphys_leaderboard_builds_the_boards_from_the_postgresql_gradebook(pg_cohort: GradedCohort) -> None:

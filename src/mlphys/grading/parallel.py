@@ -300,6 +300,14 @@ def worker_db_url(db_url: str) -> str:
     return db_url
 
 
+def worker_db_args(db_url: str) -> tuple[str, ...]:
+    """What the workers' nbgrader gets on its command line about the gradebook: an SQLite URL (absolute, with its
+    busy timeout); nothing for a database server, whose URL each worker reads from the course's configuration as
+    nbgrader does, so that a password written into it (against the advice of the README) never travels with the
+    jobs to a cluster."""
+    return (f"--CourseDirectory.db_url={db_url}",) if db_url.startswith("sqlite:") else ()
+
+
 def prepare_gradebook(root: Path) -> str:
     """Open the gradebook once before the workers do: the course and the records table exist, so no two
     workers race to create them.  Returns the URL the workers use."""
@@ -382,7 +390,7 @@ def autograde(
     if not names:
         print(f"[mlphys autograde] no submissions of {assignment} to grade in {root}", file=out)
     workers = workers or default_workers()
-    args = ("--CourseDirectory.db_url=" + prepare_gradebook(root), *nbgrader_args)
+    args = (*worker_db_args(prepare_gradebook(root)), *nbgrader_args)
     single_thread = workers > 1 or scheduler is not None
     environment = dict(os.environ) if scheduler is None else None
     jobs = [

@@ -87,7 +87,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         # jupyter_client wrote the connection file (key included) readable by the grader only.
         self.sandbox.give_to_student(Path(self.connection_file))
         # The launcher runs by its path, not with -m: the student's files (the working directory) are then not on
-        # sys.path while the kernel starts, so no file of theirs (ipykernel_launcher.py, an mlphys/) replaces it.
+        # sys.path while the kernel starts, so no file of theirs (an ipykernel_launcher.py, an ipykernel/) replaces it.
         argv = [
             sys.executable,
             launch.__file__,

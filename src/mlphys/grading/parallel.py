@@ -310,7 +310,7 @@ def worker_db_args(db_url: str) -> tuple[str, ...]:
 
 def prepare_gradebook(root: Path) -> str:
     """Open the gradebook once before the workers do: the course and the records table exist, so no two
-    workers race to create them.  Returns the URL the workers use."""
+    workers race to create them.  Returns the URL the workers use (see worker_db_args)."""
     from nbgrader.api import Gradebook
 
     from mlphys.grading import records

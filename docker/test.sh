@@ -43,7 +43,7 @@ fail() { printf '[%4ds] FAIL: %s\n' "$SECONDS" "$*" >&2; exit 1; }
 mkdir -p "$work/host"
 cp -r nbgrader_config.py source "$work/host/"
 log "host: mlphys demo $ASSIGNMENT (in the background)"
-setsid .venv/bin/mlphys demo "$ASSIGNMENT" --root "$work/host" --kinds "$KINDS" >"$work/host.log" 2>&1 &
+setsid .venv/bin/mlphys demo "$ASSIGNMENT" --full --root "$work/host" --kinds "$KINDS" >"$work/host.log" 2>&1 &
 host_pid=$!
 
 # --- run flags ------------------------------------------------------------------------------------------

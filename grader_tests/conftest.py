@@ -192,23 +192,59 @@ def grade_cohort(root: Path, assignment: str, kinds: tuple[str, ...] | None = No
     run_nbgrader(root, "generate_feedback", assignment, "--force")
     exported = run_nbgrader(root, "export")
     assert exported.returncode == 0, exported.stderr[-3000:]
+    return GradedCohort(root, assignment, cases, read_grades(root, assignment), log.getvalue())
+
+
+def read_grades(root: Path, assignment: str) -> dict[str, float]:
     with open(root / "grades.csv", newline="") as handle:
-        scores = {
-            row["student_id"]: float(row["score"]) for row in csv.DictReader(handle) if row["assignment"] == assignment
-        }
-    return GradedCohort(root, assignment, cases, scores, log.getvalue())
+        rows = csv.DictReader(handle)
+        return {row["student_id"]: float(row["score"]) for row in rows if row["assignment"] == assignment}
 
 
-def grade_course(root: Path, kinds: tuple[str, ...] | None = None) -> dict[str, GradedCohort]:
-    """Grade every assignment's cohort (only the cases of ``kinds``, if given) in a fresh course."""
-    make_course(root)
-    return {assignment: grade_cohort(root, assignment, kinds) for assignment in assignments.registry()}
+@dataclasses.dataclass
+class DemoRun:
+    """``mlphys demo`` run through the CLI in a course: its exit status and what it printed."""
+
+    root: Path
+    exit_status: int
+    output: str
+
+    @property
+    def last_line(self) -> str:
+        return self.output.strip().splitlines()[-1]
+
+
+def run_demo(root: Path, *args: str) -> DemoRun:
+    from mlphys.cli import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main(["demo", *args, "--root", str(root)])
+    return DemoRun(root, status, printed.getvalue())
 
 
 @pytest.fixture(scope="session")
-def course(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GradedCohort]:
-    """Every assignment's demo cohort (reference, blank, typical mistakes, attacks), graded once."""
-    return grade_course(tmp_path_factory.mktemp("course"))
+def full_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """``mlphys demo --full`` in a fresh course (with the tests' short time limits): every case of every
+    assignment's cohort graded (reference, blank, typical mistakes, honest entries, attacks), feedback and
+    grades written, every challenge's boards built with the retraining check."""
+    return run_demo(make_course(tmp_path_factory.mktemp("course")), "--full")
+
+
+@pytest.fixture(scope="session")
+def course(full_demo: DemoRun) -> dict[str, GradedCohort]:
+    """Every assignment's demo cohort as the full demo graded it."""
+    root = full_demo.root
+    return {
+        assignment: GradedCohort(
+            root,
+            assignment,
+            cohort(root, assignment),
+            read_grades(root, assignment),
+            (root / f"autograde-{assignment}.log").read_text(),
+        )
+        for assignment in assignments.registry()
+    }
 
 
 @pytest.fixture(scope="session")

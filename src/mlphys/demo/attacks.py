@@ -213,6 +213,19 @@ def _daemon_source(course: Path, token_name: str, seconds: int = 90) -> str:
 # The cases
 
 
+# The quick demo's attacks, one of each kind: IPython's machinery turned against the grader, an object that
+# says it equals anything, reading the course's files, points written into the metadata, links beside the
+# notebook, and a fork bomb.
+QUICK = (
+    "input_transformer_cleanup",
+    "eq_always_true",
+    "read_course_files",
+    "points_1000",
+    "symlinks_beside_notebook",
+    "fork_bomb",
+)
+
+
 def cases(materials: Materials) -> list[Case]:
     a, nbname = materials.assignment, materials.notebook
     funcs = solution_function_names(materials)
@@ -231,10 +244,10 @@ def cases(materials: Materials) -> list[Case]:
             if extra is not None:
                 extra(directory, m)
 
-        out.append(Case(f"attack_{name}", a, "attack", description, write, expected))
+        out.append(Case(f"attack_{name}", a, "attack", description, write, expected, quick=name in QUICK))
 
     def raw_case(name: str, description: str, write, expected: float | None = 0.0) -> None:
-        out.append(Case(f"attack_{name}", a, "attack", description, write, expected))
+        out.append(Case(f"attack_{name}", a, "attack", description, write, expected, quick=name in QUICK))
 
     # ---------------------------------------------------------------- IPython machinery
     nb_case(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import nbformat
@@ -80,7 +80,9 @@ class Case:
     ``expected_points`` is the exact autograded total the case must get, or None where the submission
     cannot be graded at all (then it must get no points and must not disturb anyone else).  A challenge
     entry that breaks the training budget scores like an honest one; ``flagged_by_retraining`` says the
-    leaderboard's retraining check must flag it.
+    leaderboard's retraining check must flag it.  ``quick`` cases make the quick demo (``mlphys demo``): the
+    reference, the blank release, a few typical mistakes and a few attacks of different kinds per assignment;
+    ``mlphys demo --full`` grades every case.
     """
 
     student: str
@@ -90,6 +92,7 @@ class Case:
     write: Writer
     expected_points: float | None
     flagged_by_retraining: bool = False  # challenges: the budget check must flag this entry
+    quick: bool = False  # one of the quick demo's cases
 
 
 def write_notebook(nb: NotebookNode, directory: Path, name: str) -> None:
@@ -106,13 +109,17 @@ class Mistake:
     breaks: tuple[str, ...]  # test cell grade_ids that lose their points
 
 
-def assignment_cases(materials: Materials, mistakes: list[Mistake]) -> list[Case]:
-    """The reference, the blank release and the typical mistakes of one assignment.
+def assignment_cases(materials: Materials, mistakes: list[Mistake], quick: Collection[str] = ()) -> list[Case]:
+    """The reference, the blank release and the typical mistakes of one assignment; the reference, the blank
+    release and the mistakes of the students in ``quick`` are quick cases.
 
     Expected points come from the instructor's notebook: the reference gets every autograded point (a
     hand-graded answer counts 0 until an instructor grades it), a mistake loses the points of the test
     cells it breaks.
     """
+    unknown = set(quick) - {m.student for m in mistakes}
+    if unknown:
+        raise KeyError(f"no mistakes {sorted(unknown)}")
     points = materials.test_points()
     total = sum(points.values())
 
@@ -127,10 +134,13 @@ def assignment_cases(materials: Materials, mistakes: list[Mistake]) -> list[Case
 
     a = materials.assignment
     cases = [
-        Case("ref_solution", a, "reference", "the instructor's reference solution", write_reference, total),
-        Case("blank_release", a, "blank", "the release notebook, submitted unchanged", write_blank, 0.0),
+        Case("ref_solution", a, "reference", "the instructor's reference solution", write_reference, total, quick=True),
+        Case("blank_release", a, "blank", "the release notebook, submitted unchanged", write_blank, 0.0, quick=True),
     ]
     for mistake in mistakes:
         expected = total - sum(points[grade_id] for grade_id in mistake.breaks)
-        cases.append(Case(mistake.student, a, "mistake", mistake.description, writer(mistake.replacements), expected))
+        write = writer(mistake.replacements)
+        cases.append(
+            Case(mistake.student, a, "mistake", mistake.description, write, expected, quick=mistake.student in quick)
+        )
     return cases

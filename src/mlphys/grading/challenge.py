@@ -76,6 +76,27 @@ class ChallengeResult:
     show_name: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class RetrainBand:
+    """How far a retrained figure may fall behind the submitted one and still reproduce it.
+
+    For a cost (lower is better) the limit is ``submitted * (1 + rel_tol) + abs_tol``; for a score (higher is
+    better) it is ``submitted * (1 - rel_tol) - abs_tol`` when the score is positive.  NaN never reproduces.
+    """
+
+    rel_tol: float
+    abs_tol: float
+
+    def limit(self, submitted: float, higher_is_better: bool = False) -> float:
+        if higher_is_better:
+            return submitted - abs(submitted) * self.rel_tol - self.abs_tol
+        return submitted + abs(submitted) * self.rel_tol + self.abs_tol
+
+    def reproduces(self, retrained: float, submitted: float, higher_is_better: bool = False) -> bool:
+        limit = self.limit(submitted, higher_is_better)
+        return bool(retrained >= limit) if higher_is_better else bool(retrained <= limit)
+
+
 @dataclasses.dataclass
 class RetrainResult:
     """The verdict of a retraining check: "reproduced", "flagged" (the entry breaks the rules), or
@@ -90,7 +111,10 @@ class Challenge:
     """What an assignment's challenge must say and do; the engine and the leaderboard do the rest.
 
     In the spirit of Gymnasium's ``Env``: a subclass sets the class attributes and implements
-    :meth:`weights_filename` and :meth:`score`; :meth:`retrain` and :meth:`page_originals` are optional.
+    :meth:`weights_filename` and :meth:`score`; :meth:`page_originals` is optional.  A challenge with a
+    retraining check (a rule about how an entry was trained, such as a budget of training images) sets
+    ``retrain_band`` and implements :meth:`retrain`; the leaderboard asks only those challenges for the check,
+    with the band from the course's settings where they override it (``c.Leaderboard.retrain_bands``).
     """
 
     key: str  # name of its records in the gradebook
@@ -110,6 +134,11 @@ class Challenge:
     cells: tuple[str, ...] = ()  # grade ids of the solution cells kept with an entry (to rebuild or retrain it)
     preamble: str = ""  # what the student's cells may rely on when they run on their own
     kernel_source: str = ""  # the in-kernel half: run after the student's cells in every fresh kernel
+    retrain_band: RetrainBand | None = None  # set by a challenge that has a retraining check
+
+    @property
+    def has_retraining_check(self) -> bool:
+        return self.retrain_band is not None
 
     def weights_filename(self, track: str) -> str:
         raise NotImplementedError
@@ -124,9 +153,10 @@ class Challenge:
         """Score loaded weights on the hidden data; set ``problem`` (never raise) when the entry fails."""
         raise NotImplementedError
 
-    def retrain(self, track: str, submitted_cost: float, context: Scoring) -> RetrainResult | None:
-        """Retrain the entry from its own cells within the track's rules; None: this challenge has no such check."""
-        return None
+    def retrain(self, track: str, submitted_cost: float, context: Scoring) -> RetrainResult:
+        """Retrain the entry from its own cells within the track's rules and judge the result with
+        ``context.retrain_band``; only called where :attr:`has_retraining_check`."""
+        raise NotImplementedError(f"{type(self).__name__} has no retraining check")
 
     def page_originals(self, secret: str) -> np.ndarray | None:
         """The public data the page shows above the top entries' pictures, or None."""
@@ -146,6 +176,7 @@ class Scoring:
     isolation: Isolation
     cells: Mapping[str, str]  # the student's solution cells, by grade id
     deadline: float | None = None  # time.monotonic() by which everything must be done
+    retrain_band: RetrainBand | None = None  # the band a retraining check judges by (the challenge's, or the course's)
 
     def time_left(self) -> float:
         if self.deadline is None:
@@ -503,8 +534,3 @@ def hidden_names(challenge: Challenge) -> dict[str, t.Any]:
         "expect_cost_below": expect_cost_below,
         "expect_score_above": above,
     }
-
-
-def within_tolerance(retrained: float, submitted: float, rel_tol: float, abs_tol: float) -> bool:
-    """The retraining rule: reproduced when retrained <= submitted * (1 + rel_tol) + abs_tol (NaN never is)."""
-    return bool(retrained <= submitted * (1 + rel_tol) + abs_tol)

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 from nbgrader.api import Gradebook, MissingEntry
-from traitlets import Float, Integer
+from traitlets import Dict, Float, Integer
 from traitlets.config import Configurable
 
 from mlphys import assignments
 from mlphys.grading import records
-from mlphys.grading.challenge import Challenge, Scoring
+from mlphys.grading.challenge import Challenge, RetrainBand, Scoring
 from mlphys.grading.execute import SandboxedExecute, sandbox_problem
 from mlphys.grading.isolated import Isolation
 from mlphys.grading.parallel import gradebook_url, read_config
@@ -40,10 +40,18 @@ class Leaderboard(Configurable):
         config=True
     )
     retrain_timeout = Integer(900, help="Seconds one retraining may take in its sandbox.").tag(config=True)
-    rel_tol = Float(0.5, help="An entry reproduces if retrained cost <= submitted * (1 + rel_tol) + abs_tol.").tag(
-        config=True
-    )
-    abs_tol = Float(0.0005, help="See rel_tol.").tag(config=True)
+    retrain_bands = Dict(
+        value_trait=Dict(per_key_traits={"rel_tol": Float(), "abs_tol": Float()}),
+        help="Per assignment id, the band {'rel_tol': ..., 'abs_tol': ...} a retrained figure must stay within; "
+        "where an assignment is not named, its challenge's own band (Challenge.retrain_band) holds.",
+    ).tag(config=True)
+
+    def retrain_band(self, assignment: str, challenge: Challenge) -> RetrainBand | None:
+        """The band that judges ``assignment``'s retraining check: the course's where it sets one."""
+        if challenge.retrain_band is None:
+            return None
+        given = self.retrain_bands.get(assignment)
+        return dataclasses.replace(challenge.retrain_band, **given) if given else challenge.retrain_band
 
 
 @dataclasses.dataclass
@@ -166,6 +174,9 @@ def run_retraining(
     top = settings.retrain_top if top is None else top
     if top <= 0 and not students:
         return
+    if not challenge.has_retraining_check:
+        (log or print)(f"{assignment}: this challenge has no retraining check; nothing to retrain")
+        return
     problem = sandbox_problem()
     if problem and not course.executor.allow_unsandboxed:
         raise SystemExit(f"No sandbox for student code ({problem}); not retraining.")
@@ -186,8 +197,7 @@ def run_retraining(
             chosen += [(track, f) for f in unchecked[: max(top, 0)] + [f for f in items if f.student in students]]
         with Progress(len(chosen), "retrainings") as progress:
             for track, item in chosen:
-                if not retrain_entry(course, gb, assignment, challenge, isolation, track, item, log or progress.write):
-                    return
+                retrain_entry(course, gb, assignment, challenge, isolation, track, item, log or progress.write)
                 progress.done(failed=item.entry["retrain"]["status"] != "reproduced")
 
 
@@ -200,8 +210,8 @@ def retrain_entry(
     track: str,
     item: Found,
     log: t.Callable[[str], None],
-) -> bool:
-    """Retrain one entry in a sandbox and store the verdict with it; False if the challenge has no such check."""
+) -> None:
+    """Retrain one entry in a sandbox and store the verdict with it."""
     settings = course.settings
     log(f"retraining {item.student}'s {track} entry (submitted cost {item.entry['public_cost']:.4f}) ...")
     scoring = Scoring(
@@ -210,13 +220,9 @@ def retrain_entry(
         isolation,
         item.record.get("cells", {}),
         deadline=time.monotonic() + settings.retrain_timeout,
+        retrain_band=settings.retrain_band(assignment, challenge),
     )
-    result = challenge.retrain(
-        track, item.entry["public_cost"], scoring, rel_tol=settings.rel_tol, abs_tol=settings.abs_tol
-    )
-    if result is None:
-        log("  this challenge has no retraining check")
-        return False
+    result = challenge.retrain(track, item.entry["public_cost"], scoring)
     log(f"  {result.status}: {result.message}")
     item.entry["retrain"] = {
         "status": result.status,
@@ -225,7 +231,6 @@ def retrain_entry(
         "weights_sha256": item.entry.get("weights_sha256"),
     }
     records.update_record(gb, assignment, item.notebook, item.student, challenge.key, item.record)
-    return True
 
 
 def _challenge(assignment: str) -> Challenge:

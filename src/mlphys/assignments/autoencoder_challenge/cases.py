@@ -190,7 +190,8 @@ def trained_weights(architecture: str, training: str, track: str, images: int) -
         namespace["train"](encoder, decoder, ImageBudget(images, seed=1))
         os.replace(autoencoder.save_entry(encoder, decoder, track, path.parent), path)
 
-    return cached_file("", [architecture, training, str(code_size), str(images)], make)
+    what = f"03: an autoencoder with a code of {code_size} trained on {images:,} images by the given cells"
+    return cached_file("ae-", [architecture, training, str(code_size), str(images)], make, what=what)
 
 
 def untrained_weights(folder: Path, track: str, architecture: str) -> None:
@@ -220,6 +221,11 @@ class PicklePayload:
 
     def __reduce__(self) -> tuple[t.Any, ...]:
         return (os.system, (f"touch {PICKLE_MARKER}",))
+
+
+# The quick demo's cases: one board (MEDIUM/NORMAL) with an undertrained network, codes that smuggle bits, and
+# an entry trained beyond its budget that the retraining check flags.
+QUICK = ("ref_solution", "blank_release", "undertrained", "packed_codes", "over_budget")
 
 
 def cases(materials: Materials) -> list[Case]:
@@ -375,6 +381,6 @@ def cases(materials: Materials) -> list[Case]:
     ]
     flagged = {"over_budget", "self_drawn"}
     return [
-        Case(student, a, kind, text, write, expected, flagged_by_retraining=student in flagged)
+        Case(student, a, kind, text, write, expected, flagged_by_retraining=student in flagged, quick=student in QUICK)
         for student, kind, text, write, expected in rows
     ]

@@ -210,6 +210,11 @@ _MISTAKES: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
 ]
 
 
+# The quick demo's mistakes: a wrong gradient the property tests catch, and a training loop that stops early.
+QUICK = ("mistake_bp_wrong_sign", "mistake_bp_train_one_batch")
+
+
 def cases(materials: Materials) -> list[Case]:
     """The reference, the blank release and the typical mistakes, each with its exact expected points."""
-    return assignment_cases(materials, [Mistake(s, d, dict(r), tuple(b)) for s, d, r, b in _MISTAKES])
+    mistakes = [Mistake(s, d, dict(r), tuple(b)) for s, d, r, b in _MISTAKES]
+    return assignment_cases(materials, mistakes, quick=QUICK)

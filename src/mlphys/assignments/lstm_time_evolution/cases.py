@@ -192,7 +192,9 @@ def trained_weights(
         namespace["train"](model, as_tensor(inputs), as_tensor(targets), **kwargs)
         os.replace(oscillators.save_model(model, path.parent), path)
 
-    return cached_file("lstm-", [model_source, training_source, str(leak_targets), str(steps)], make)
+    what = "04: the LSTM trained by the given cells" + (" on leaked targets" if leak_targets else "")
+    what += f", {steps} steps" if steps is not None else ""
+    return cached_file("lstm-", [model_source, training_source, str(leak_targets), str(steps)], make, what=what)
 
 
 def untrained_weights(folder: Path, model_source: str) -> None:
@@ -208,6 +210,18 @@ class PicklePayload:
 
 
 # ---- the cohort --------------------------------------------------------------------------------------
+
+
+# The quick demo's cases: an Euler step for RK4, an untrained model, a model that hunts for the hidden data,
+# and a weights file that carries pickled code.
+QUICK = (
+    "ref_solution",
+    "blank_release",
+    "mistake_lstm_euler",
+    "mistake_lstm_untrained",
+    "attack_lstm_snooping",
+    "attack_lstm_pickled_weights",
+)
 
 
 def cases(materials: Materials) -> list[Case]:
@@ -362,4 +376,7 @@ def cases(materials: Materials) -> list[Case]:
         ),
     ]
     a = materials.assignment
-    return [Case(student, a, kind, text, write, expected) for student, kind, text, write, expected in rows]
+    return [
+        Case(student, a, kind, text, write, expected, quick=student in QUICK)
+        for student, kind, text, write, expected in rows
+    ]

@@ -249,8 +249,13 @@ _MISTAKES: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
 ]
 
 
+# The quick demo's mistakes: a wrong activation, and a network that computes NOT XOR.
+QUICK = ("mistake_sigmoid_sign", "mistake_xor_sigmoid_sign")
+
+
 def cases(materials: Materials) -> list[Case]:
     """The reference, the blank release, the typical mistakes, each with its exact expected points, and the
     attack catalogue (it targets the engine, not this assignment; one assignment carries it)."""
-    mistakes = assignment_cases(materials, [Mistake(s, d, dict(r), tuple(b)) for s, d, r, b in _MISTAKES])
+    mistakes = [Mistake(s, d, dict(r), tuple(b)) for s, d, r, b in _MISTAKES]
+    mistakes = assignment_cases(materials, mistakes, quick=QUICK)
     return mistakes + attacks.cases(materials)

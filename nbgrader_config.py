@@ -51,7 +51,7 @@ c.CourseDirectory.db_url = "sqlite:///gradebook.db"
 # returned.  Out of the box it is the folder `exchange/` of the course directory, for one machine on which
 # the students' Jupyter reaches this directory.  With JupyterHub and one Unix user per person, use a folder
 # outside the course directory that every user can write (e.g. /srv/nbgrader/exchange), set here and in
-# the students' configuration: see the README.
+# the students' configuration: see docs/instructors/jupyterhub.md.
 c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
 c.Exchange.path_includes_course = True  # students' copies go to <course>/<assignment>; courses can share one
 if not os.path.isdir(c.Exchange.root):  # the formgrader offers release and collect only if it exists

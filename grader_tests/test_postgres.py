@@ -64,7 +64,7 @@ def grade_into_postgres(
     server: PostgresServer, root: Path, command: list[str], students: set[str] | None = None
 ) -> GradedCohort:
     """Grade the honest part of the challenge's cohort (or these students of it) into a new database with
-    ``command`` (run in the course directory), then export the grades with nbgrader, as the README does."""
+    ``command`` (run in the course directory), then export the grades with nbgrader, as the course cycle does."""
     make_postgres_course(root, server.create_database(f"course_{secrets.token_hex(4)}"), ASSIGNMENT)
     cases = [c for c in cohort(root, ASSIGNMENT) if c.kind in HONEST and (students is None or c.student in students)]
     write_cohort(root, cases)

@@ -95,7 +95,7 @@ def test_release_fetch_submit_collect_autograde_and_feedback_through_the_exchang
     home = tmp_path / "student"
     (home / "work").mkdir(parents=True)
     (home / ".jupyter").mkdir()
-    # What a student's Jupyter on this machine is configured with (README, "Release and collect").
+    # What a student's Jupyter on this machine is configured with (docs/instructors/course-cycle.md).
     (home / ".jupyter" / "nbgrader_config.py").write_text(
         "c = get_config()\n"
         f"c.CourseDirectory.course_id = {COURSE!r}\n"

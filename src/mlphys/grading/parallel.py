@@ -303,8 +303,8 @@ def worker_db_url(db_url: str) -> str:
 def worker_db_args(db_url: str) -> tuple[str, ...]:
     """What the workers' nbgrader gets on its command line about the gradebook: an SQLite URL (absolute, with its
     busy timeout); nothing for a database server, whose URL each worker reads from the course's configuration as
-    nbgrader does, so that a password written into it (against the advice of the README) never travels with the
-    jobs to a cluster."""
+    nbgrader does, so that a password written into it (against the advice of docs/instructors/scale.md) never travels
+    with the jobs to a cluster."""
     return (f"--CourseDirectory.db_url={db_url}",) if db_url.startswith("sqlite:") else ()
 
 

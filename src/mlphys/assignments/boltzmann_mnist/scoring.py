@@ -14,9 +14,9 @@ and of bounded magnitude (:data:`MAX_ABS_PARAMETER`), and the grader computes ev
 The boards rank by a cost, lower is better: here the negative log-likelihood per digit, in nats.
 
 AIS with few inverse temperatures underestimates log Z for sharply peaked models, so the scores of
-well-trained (PCD) models are optimistic (see the README's figures); the entry records the estimate's
-standard error and its effective number of runs, (sum w)^2 / sum w^2, which is close to 1 for trained
-MNIST RBMs at the grading budget.  What keeps a hostile model from exploiting this is the bound on the
+well-trained (PCD) models are optimistic (see the figures in docs/assignments/06-boltzmann-mnist.md); the entry
+records the estimate's standard error and its effective number of runs, (sum w)^2 / sum w^2, which is close to 1
+for trained MNIST RBMs at the grading budget.  What keeps a hostile model from exploiting this is the bound on the
 parameters' size; a leaderboard should re-estimate its best entries with a long AIS run.  Scores are cached by
 the weights' hash, track and secret, so one file entered twice (or regraded in the same run) is estimated once.
 """

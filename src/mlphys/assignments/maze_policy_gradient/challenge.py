@@ -16,8 +16,8 @@ deleted), :class:`MazeChallenge` scores the loaded weights:
    through the first public mazes.
 
 The weights file is the network's state dict, as ``mlphys.course.maze.save_policy`` writes it.  There is no
-retraining check (see the README): the challenge has no training budget to enforce, and a
-policy that does not come from learning (a planner written into ``forward``) would reproduce its return
+retraining check (see docs/assignments/05-maze-policy-gradient.md): the challenge has no training budget to enforce,
+and a policy that does not come from learning (a planner written into ``forward``) would reproduce its return
 after retraining just as well, so retraining would flag nothing.
 """
 

@@ -78,6 +78,29 @@ def test_truncated_or_foreign_files_are_refused(tmp_path: Path) -> None:
         mnist.load_mnist(tmp_path)
 
 
+def test_a_folder_whose_files_do_not_match_its_checksums_is_refused(tmp_path: Path) -> None:
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "SHA256SUMS"):
+        (tmp_path / name).write_bytes((SHARED_MNIST / name).read_bytes())
+    assert len(mnist.load_mnist(tmp_path).heldout_images) == 2_000
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(gzip.compress(gzip.decompress(labels.read_bytes())))  # the same digits, other bytes
+    with pytest.raises(ValueError, match="does not match its checksum"):
+        mnist.load_mnist(tmp_path)
+
+
+def test_setup_says_where_the_digits_come_from(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MLPHYS_MNIST", raising=False)
+    assert mnist.main([str(SHARED_MNIST)]) == 0
+    said = capsys.readouterr().out
+    assert str(SHARED_MNIST) in said and "offline, checked against its SHA256SUMS" in said
+    monkeypatch.setenv("MLPHYS_CACHE", str(tmp_path))  # an empty cache, and no network to fill it
+    monkeypatch.setattr(mnist, "MIRRORS", ("http://127.0.0.1:9/",))
+    assert mnist.main([str(tmp_path / "no-such-folder")]) == 1
+    assert "06_boltzmann_mnist cannot be graded" in capsys.readouterr().err
+
+
 def test_a_folder_without_digits_says_what_is_missing(tmp_path: Path) -> None:
     with pytest.raises(mnist.MnistNotFound, match="t10k-images"):
         mnist.load_mnist(tmp_path)

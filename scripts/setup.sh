@@ -42,3 +42,7 @@ fi
 # (The GPU Docker image pins its own CUDA build.)
 .venv/bin/pip install -q --disable-pip-version-check "torch==2.13.0"
 .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+
+# MNIST for 06_boltzmann_mnist: offline, the shared test digits beside the clone (../shared/data/mnist, as in CI);
+# else the full set, downloaded once into ~/.cache/mlphys/mnist with its published checksums. Says which.
+.venv/bin/python -m mlphys.course.mnist "$(pwd)/../shared/data/mnist" || true

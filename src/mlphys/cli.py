@@ -90,27 +90,29 @@ def demo(
     expected.  The last line says so, or names what did not."""
     from mlphys import assignments
     from mlphys.demo.cohort import cohort, write_cohort
+    from mlphys.grading.nbgrader_api import CourseApps
 
     started = time.perf_counter()
+    apps = CourseApps(course_root)  # nbgrader's apps in this process: its import is paid once, not per step
     wrong: list[str] = []  # "assignment/student" of each case that did not come out as expected
     failed: list[str] = []  # what could not be done at all
     graded, boards = 0, 0
     for assignment in assignment_ids:
         step = time.perf_counter()
-        nbgrader(course_root, "generate_assignment", assignment, "--force")
+        apps.generate_assignment(assignment)
         cases = [case for case in cohort(course_root, assignment) if case.kind in kinds and (full or case.quick)]
         write_cohort(course_root, cases)
         # Several students at once (mlphys autograde); a per-student problem is in the log, and the table
         # below shows who it was.
         with open(course_root / f"autograde-{assignment}.log", "w") as log:
-            parallel.autograde(course_root, assignment, nbgrader_args=["--force"], workers=workers, out=log)
-        nbgrader(course_root, "generate_feedback", assignment, "--force", check=False)
-        nbgrader(course_root, "export")
-        scores = read_scores(course_root)
+            results = parallel.autograde(course_root, assignment, nbgrader_args=["--force"], workers=workers, out=log)
+        seconds = {result.student: result.seconds for result in results}
+        apps.generate_feedback(assignment)  # a student whose feedback fails is named in the table below
+        scores = apps.scores(assignment)
         print(f"\n{assignment}: {len(cases)} submissions graded in {time.perf_counter() - step:.1f} s\n")
-        print(f"{'student':34} {'kind':10} {'score':>6} {'expected':>9}  check")
+        print(f"{'student':34} {'kind':10} {'score':>6} {'expected':>9}  check  {'seconds':>7}")
         for case in cases:
-            score = scores.get((assignment, case.student), 0.0)
+            score = scores.get(case.student, 0.0)
             if case.expected_points is None:
                 ok = score == 0.0
                 expected = "-"
@@ -120,7 +122,8 @@ def demo(
             graded += 1
             if not ok:
                 wrong.append(f"{assignment}/{case.student}")
-            print(f"{case.student:34} {case.kind:10} {score:6g} {expected:>9}  {'ok' if ok else 'WRONG'}")
+            took = f"{seconds[case.student]:7.1f}" if case.student in seconds else f"{'-':>7}"
+            print(f"{case.student:34} {case.kind:10} {score:6g} {expected:>9}  {'ok' if ok else 'WRONG':5}  {took}")
         if assignments.get(assignment).challenge is not None:
             try:
                 problem = demo_boards(course_root, assignment, cases)
@@ -131,6 +134,7 @@ def demo(
                 boards += 1
             else:
                 failed.append(f"the boards of {assignment} ({problem})")
+    apps.export()
     print(where_to_look(course_root, assignment_ids))
     seconds = time.perf_counter() - started
     if not wrong and not failed:

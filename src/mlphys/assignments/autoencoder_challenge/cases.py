@@ -171,8 +171,8 @@ Decoder = _BrokenDecoder
     )
 
 
-def trained_weights(architecture: str, training: str, track: str, images: int) -> Path:
-    """Weights of the architecture trained with ``training`` on ``images`` images, cached.
+def trained_weights(architecture: str, training: str, track: str, images: int, cells: str = "the given cells") -> Path:
+    """Weights of the architecture trained with ``training`` on ``images`` images, cached; ``cells`` says whose.
 
     The track matters only through its code size: the budget is ``images``, whatever the track says.
     """
@@ -190,7 +190,7 @@ def trained_weights(architecture: str, training: str, track: str, images: int) -
         namespace["train"](encoder, decoder, ImageBudget(images, seed=1))
         os.replace(autoencoder.save_entry(encoder, decoder, track, path.parent), path)
 
-    what = f"03: an autoencoder with a code of {code_size} trained on {images:,} images by the given cells"
+    what = f"03: an autoencoder with a code of {code_size} trained on {images:,} images by {cells}"
     return cached_file("ae-", [architecture, training, str(code_size), str(images)], make, what=what)
 
 
@@ -243,6 +243,14 @@ def cases(materials: Materials) -> list[Case]:
     # Spends the budget, then trains on as many circles again as LONG allows, drawn by itself.
     self_drawn = training.replace("def train(", "def _train_on(", 1) + SELF_DRAWN_TRAIN
 
+    def whose(arch: str, train: str) -> str:
+        """Whose cells train an entry, for the shipped weights' manifest."""
+        if train == self_drawn:
+            return "a train that also draws circles of its own"
+        if arch == LINEAR:
+            return "a linear autoencoder"
+        return "the reference cells" if arch == architecture else "other cells"
+
     def entry(
         tracks: list[str],
         arch: str = architecture,
@@ -264,7 +272,7 @@ def cases(materials: Materials) -> list[Case]:
                     weights(directory, track, arch)
                     continue
                 budget = (train_images or {}).get(track, autoencoder.parse_track(track)[1])
-                source = trained_weights(arch, train, track, budget)
+                source = trained_weights(arch, train, track, budget, cells=whose(arch, train))
                 shutil.copyfile(source, directory / autoencoder.weights_filename(track))
 
         return write

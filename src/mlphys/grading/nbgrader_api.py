@@ -9,6 +9,8 @@ are nbgrader's: this is nbgrader as the system of record, called without a new i
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import typing as t
 from pathlib import Path
 
@@ -28,6 +30,10 @@ class CourseApps:
         from nbgrader.apps import NbGraderAPI
         from nbgrader.coursedir import CourseDirectory
 
+        # nbgrader runs other tools of its environment by name (alembic, at every gradebook it opens).
+        bindir = str(Path(sys.executable).parent)
+        if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
         self.root = root
         self.config = read_config(root)
         self.config.CourseDirectory.root = str(root)

@@ -35,9 +35,19 @@ def test_log_partition_sums_over_either_layer_to_the_brute_force_value(n_v: int,
     assert exact.log_partition(W, a, b) == pytest.approx(brute_force_log_z(W, a, b), abs=1e-10)
 
 
-def test_chunked_enumeration_agrees_with_one_chunk() -> None:
+def test_enumeration_in_chunks_agrees_with_one_chunk() -> None:
     W, a, b = random_rbm(30, 9, 0.3, seed=5)
-    assert exact.log_partition(W, a, b, chunk=7) == pytest.approx(exact.log_partition(W, a, b), abs=1e-9)
+    assert exact.log_partition(W, a, b, low_bits=3) == pytest.approx(exact.log_partition(W, a, b, low_bits=9), abs=1e-9)
+
+
+def test_enumeration_of_an_mnist_sized_hidden_layer_agrees_with_the_free_energy_sum() -> None:
+    """The grouped products of the fast enumeration against a plain sum of exp(-F_h(h)) over every h,
+    including weights at the challenge's bound (factors up to exp(650) that a group must not overflow)."""
+    for scale in (0.3, 25.0):
+        W, a, b = random_rbm(784, 8, scale, seed=6)
+        W, a, b = np.clip(W, -25, 25), np.clip(a, -25, 25), np.clip(b, -25, 25)
+        plain = float(exact.logsumexp(-exact.hidden_free_energy(exact.all_states(8), W, a, b)))
+        assert exact.log_partition(W, a, b, low_bits=3) == pytest.approx(plain, rel=1e-12, abs=1e-9)
 
 
 def test_distributions_are_normalised_and_consistent() -> None:

@@ -47,10 +47,11 @@ import numpy as np
 from mlphys.assignments.boltzmann_mnist.ais import (
     ais_log_partition,
     base_biases,
+    descended_log_z,
     hidden_base_biases,
     raise_log_likelihood,
 )
-from mlphys.assignments.boltzmann_mnist.exact import free_energy, log_partition
+from mlphys.assignments.boltzmann_mnist.exact import free_energy, log_partition, sigmoid
 from mlphys.course import mnist
 from mlphys.course.rbm import N_VISIBLE, PASS_BANDS, TRACKS, max_hidden, weights_filename
 from mlphys.grading.challenge import Challenge, EntryProblem, Scored, Scoring, expect_scored, load_weights
@@ -66,6 +67,7 @@ BETAS = 1_000
 LONG_BETAS = 4_000  # for a marked entry
 MARK_BAND = 5.0  # nats between the AIS and the RAISE figure beyond which an entry is marked
 RAISE_MARGIN = 2.0  # standard errors (over the digits) added to RAISE's log Z
+DESCENT_STARTS = 100  # random images, and as many draws of the base model, from which the modes are sought
 HIDDEN_RATE_DIGITS = 2_000  # training digits whose hidden activations give the base model's hidden rates
 
 
@@ -167,6 +169,10 @@ def annealed_log_z(
     forward = ais_log_partition(W, a, b, runs=AIS_RUNS, seed=seed, **base)
     reverse = raise_log_likelihood(W, a, b, digits["raise"], seed=seed + 1, **base)
     per_digit = -free_energy(digits["raise"], W, a, b) - reverse.log_p  # each digit's estimate of log Z
+    # The local maxima of p(v, h) above the held-out digits, random images and draws of the base model.
+    rng = np.random.default_rng(seed + 2)
+    starts = [digits["raise"], rng.random((DESCENT_STARTS, W.shape[0])) < 0.5]
+    starts.append(rng.random((DESCENT_STARTS, W.shape[0])) < sigmoid(base["base"]))
     stderr = float(np.std(per_digit, ddof=1) / math.sqrt(len(per_digit))) if len(per_digit) > 1 else math.inf
     return Annealed(
         ais=forward.value,
@@ -174,7 +180,7 @@ def annealed_log_z(
         ais_effective_runs=forward.effective_runs,
         raise_=float(np.mean(per_digit)),
         raise_stderr=stderr,
-        visited=max(forward.visited_log_z, reverse.visited_log_z),
+        visited=max(forward.visited_log_z, reverse.visited_log_z, descended_log_z(W, a, b, np.concatenate(starts))),
         betas=betas,
     )
 
@@ -199,7 +205,7 @@ def figures(
         return LogLikelihood(mean["public"] - log_z, mean["private"] - log_z, log_z, exact=True)
     estimates = [annealed_log_z(W, a, b, digits, seed)]
     if estimates[0].disagree and mean["public"] - estimates[0].ais > reestimate_above:
-        estimates.append(annealed_log_z(W, a, b, digits, seed + 2, betas=LONG_BETAS))
+        estimates.append(annealed_log_z(W, a, b, digits, seed + 3, betas=LONG_BETAS))
     final = dataclasses.replace(estimates[-1], visited=max(e.visited for e in estimates))
     log_z = final.conservative
     return LogLikelihood(

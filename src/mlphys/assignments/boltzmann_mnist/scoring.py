@@ -17,12 +17,18 @@ board, :class:`~mlphys.grading.challenge.Challenge`):
 * **more**: two annealing estimates from a base model with the data's pixel *and hidden-unit* rates
   (:mod:`.ais`), at :data:`BETAS` inverse temperatures: AIS (:data:`AIS_RUNS` runs), whose log Z errs low,
   so its log-likelihood errs high; RAISE from each of :data:`RAISE_DIGITS` held-out digits (a secret
-  subset of both splits), whose log Z errs high, plus :data:`RAISE_MARGIN` standard errors; and the
-  certain lower bound on log Z from the distinct hidden states the chains visited.  log Z is the largest
+  subset of both splits), whose log Z errs high where the annealing sees the model's valleys, plus
+  :data:`RAISE_MARGIN` standard errors; and a certain lower bound on log Z, the sum of exp(-F(h)) over the
+  distinct hidden states the chains visited near beta = 1 and the local maxima of p(v, h) that a
+  deterministic descent reaches from the RAISE digits, random images and draws of the base model.  For
+  models whose deep valleys the annealing misses, RAISE is optimistic too (it bounds the annealing's own
+  model); then the certain bound holds the figure down (grader_tests/test_rbm_truth.py).  log Z is the largest
   of the three, so the figure is the lowest; the board shows AIS's and RAISE's beside it.  Where AIS and
   RAISE are more than :data:`MARK_BAND` nats apart, the entry is marked and, unless even AIS puts it
   below the track's pass band, estimated again at :data:`LONG_BETAS` inverse temperatures (fresh seeds);
-  the longer estimates decide.
+  the longer estimates decide.  This happens when the entry is scored, not when the board is rebuilt:
+  the board is rebuilt from the gradebook's records, which keep no weights, and with the hidden units'
+  base rates honest entries agree well inside the band, so only peaked models pay for it.
 
 What no estimator can see is a mode of the model that no chain reaches (log Z of an RBM is #P-hard to
 compute): the figure of an H500 entry is conservative against every failure of the annealing that shows

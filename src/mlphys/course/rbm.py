@@ -65,5 +65,7 @@ def load_rbm(track: str, folder: str | Path = ".") -> tuple[np.ndarray, np.ndarr
     return tuple(state[name].double().numpy() for name in "Wab")  # type: ignore[return-value]
 
 # Held-out log-likelihood (nats per digit) above which an entry earns the points of the "pass" and the
-# "good" test cells, per track (the grader's AIS estimate on its public held-out digits).
-PASS_BANDS = {"H25": {"pass": -170.0, "good": -150.0}, "H500": {"pass": -150.0, "good": -130.0}}
+# "good" test cells, per track: the grader's figure on its public held-out digits, exact for H25 and a
+# conservative estimate for H500.  The notebook's settings reach about -140 to -148 (H25, exact) and -129 to
+# -137 (H500) on the 2,000 held-out digits of the test-set split, depending on the secret's digits.
+PASS_BANDS = {"H25": {"pass": -175.0, "good": -155.0}, "H500": {"pass": -160.0, "good": -145.0}}

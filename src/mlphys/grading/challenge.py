@@ -115,6 +115,19 @@ class Challenge:
     retraining check (a rule about how an entry was trained, such as a budget of training images) sets
     ``retrain_band`` and implements :meth:`retrain`; the leaderboard asks only those challenges for the check,
     with the band from the course's settings where they override it (``c.Leaderboard.retrain_bands``).
+
+    **A published figure never flatters an entry.**  What :meth:`score` returns is computed so that a
+    crafted entry cannot look better than it is: exact where it can be (a cost measured on the hidden data
+    itself; 06's log-likelihood of an RBM small enough to enumerate), and otherwise an estimate whose errors
+    fall on the entry's side of the ranking, never in its favour: a bound, or the least favourable of
+    several estimates that err in opposite directions (06: annealed importance sampling errs optimistic,
+    reverse annealing from the data pessimistic, and the states the chains visited give a certain bound).
+    Bounds on the inputs (sizes, parameter magnitudes) keep the computation safe; they are no substitute for
+    this, since an estimator can be fooled well inside them.  Where the estimates disagree beyond a stated
+    band, the entry is marked on the board (its ``detail`` says so) and estimated again with more effort,
+    as entries whose budget is in doubt are retrained (:meth:`retrain`).  What the figure cannot promise
+    (a mode of a model that no search reaches) is written down beside the method, and every estimator is
+    tested against exact values on inputs built to fool it.
     """
 
     key: str  # name of its records in the gradebook

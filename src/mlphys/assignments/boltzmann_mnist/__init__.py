@@ -1,5 +1,6 @@
 """06_boltzmann_mnist: a restricted Boltzmann machine trained with contrastive divergence on MNIST, with a
-challenge ranked by the held-out log-likelihood (AIS, from the weights file alone)."""
+challenge ranked by the held-out log-likelihood, from the weights file alone: exact up to 25 hidden units,
+conservative beyond (the lowest of AIS, RAISE and a certain bound; see :mod:`.scoring`)."""
 
 from mlphys.assignments import Assignment
 from mlphys.assignments.boltzmann_mnist import ais, cases, exact

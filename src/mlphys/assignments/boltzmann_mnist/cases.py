@@ -16,7 +16,8 @@ test_cd_gradient    3       ``cd_gradient``: the formula given its v_model (hypo
                             histogram of v_model after k steps (CD and PCD), long chains vs the
                             exact log-likelihood gradient
 test_rbm_entry      1       the weights file loads as plain tensors of the track's shapes
-test_loglik_pass    2       AIS held-out log-likelihood above the track's pass band
+test_loglik_pass    2       the board's held-out log-likelihood (exact for H25, conservative
+                            for H500) above the track's pass band
 test_loglik_good    1       ... above the good band
 ==================  ======  ==================================================================
 

@@ -135,6 +135,40 @@ def test_a_model_that_hunts_for_the_hidden_data_finds_nothing(tmp_path: Path, re
     assert score.stage == "scored" and score.public_cost == pytest.approx(score.zero_mse)
 
 
+# A model that has seen the hidden trajectories forges a reply that the wire refuses, with what it saw (or 12 MB)
+# as the array's dtype name: the grader's refusal quotes none of it, and stays short.
+_FORGING = """
+
+class _Forging(TrajectoryLSTM):
+    def predict(self, observed):
+        import json
+        import mlphys.kernel.wire as wire
+        name = {name}
+        wire._encode = lambda value, depth, known=None: {{"$nd": [name, [0], ""]}}
+        return np.zeros((len(observed), STEPS))
+
+
+TrajectoryLSTM = _Forging
+"""
+
+
+@pytest.mark.parametrize("name", ["json.dumps(np.asarray(observed).round(4).tolist())", "'x' * 12_000_000"])
+def test_a_forged_reply_that_the_grader_refuses_carries_nothing_out(
+    tmp_path: Path, reference_model: str, name: str
+) -> None:
+    cases.untrained_weights(tmp_path, reference_model)
+    score = score_model(_submission(tmp_path, reference_model + _FORGING.format(name=name)))
+    assert score.stage == "model" and score.public_cost is None
+    problem = score.problem or ""
+    assert "cannot accept" in problem and len(problem) < 1000
+    observed = hidden_trajectories("test-secret")[:, : oscillators.OBSERVED].round(4)
+    assert "xxxxxxxx" not in problem and "[[" not in problem
+    assert not [x for x in observed[:3, 1:].ravel() if f"{x}" in problem]
+    with pytest.raises(AssertionError) as failed:
+        scoring.expect_valid_predictions(score)
+    assert len(str(failed.value)) < 1000
+
+
 def test_a_model_cell_that_needs_other_cells_is_explained(tmp_path: Path, reference_model: str) -> None:
     cases.untrained_weights(tmp_path, reference_model)
     score = score_model(_submission(tmp_path, "WIDTH = HIDDEN_SIZE  # defined in another cell\n" + reference_model))

@@ -132,7 +132,38 @@ def test_a_model_that_hunts_for_the_hidden_data_finds_nothing(tmp_path: Path, re
     cases.untrained_weights(tmp_path, reference_model)
     score = score_model(_submission(tmp_path, reference_model + cases._SNOOPING))
     # It fell back to predicting zero: neither the grader's modules nor the secret nor a file gave it more.
-    assert score.stage == "scored" and score.public_cost == pytest.approx(score.zero_mse)
+    assert score.public_cost == pytest.approx(score.zero_mse)
+    # And zeros do not come from its LSTM.
+    assert score.stage == "lstm" and "do not come from its LSTM" in (score.problem or "")
+
+
+def test_predictions_that_do_not_come_from_the_lstm_score_nothing(tmp_path: Path, reference_model: str) -> None:
+    """The exact linear continuation, saved beside an LSTM that predict never runs: valid, exact, and not the task."""
+    cases.untrained_weights(tmp_path, reference_model)
+    cases.linear_continuation(tmp_path / oscillators.WEIGHTS_FILE, tmp_path / oscillators.WEIGHTS_FILE)
+    score = score_model(_submission(tmp_path, reference_model + cases._LINEAR_CONTINUATION))
+    assert score.public_cost is not None and score.public_cost < 1e-12  # what it would have scored
+    assert score.stage == "lstm" and "do not come from its LSTM" in (score.problem or "")
+    with pytest.raises(AssertionError, match="do not come from its LSTM"):
+        scoring.expect_mse_below(score, 0.005)
+
+
+def test_a_network_without_an_lstm_is_not_the_task(tmp_path: Path) -> None:
+    model = "class TrajectoryLSTM(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    _save(tmp_path, {"model": {"net.weight": torch.zeros(60, 30), "net.bias": torch.zeros(60)}})
+    score = score_model(_submission(tmp_path, model))
+    assert score.stage == "model" and "holds no LSTM" in (score.problem or "")
+
+
+def test_an_lstm_is_recognised_by_its_four_gates_in_any_layout() -> None:
+    def tensors(module: torch.nn.Module) -> list[str]:
+        return scoring.lstm_tensors({k: v.detach().numpy() for k, v in module.state_dict().items()})
+
+    assert len(tensors(torch.nn.LSTM(2, 8, num_layers=2, bidirectional=True))) == 16
+    cell = ["0.weight_ih", "0.weight_hh", "0.bias_ih", "0.bias_hh"]
+    assert tensors(torch.nn.Sequential(torch.nn.LSTMCell(3, 5))) == cell
+    assert "weight_hr_l0" in tensors(torch.nn.LSTM(2, 8, proj_size=4))
+    assert tensors(torch.nn.GRU(2, 8)) == tensors(torch.nn.RNN(2, 8)) == tensors(torch.nn.Linear(30, 60)) == []
 
 
 # A model that has seen the hidden trajectories forges a reply that the wire refuses, with what it saw (or 12 MB)

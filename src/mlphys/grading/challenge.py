@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import logging
 import re
 import time
 import typing as t
@@ -392,11 +393,32 @@ def plain_state(
     for part in parts:
         plain[part] = {}
         for key, value in state[part].items():
-            array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
-            if array.dtype.kind not in "fiub":
-                raise EntryProblem(f"{name}: parameter {key!r} has dtype {array.dtype}; only numbers are allowed.")
+            array = _numbers(value) if isinstance(value, torch.Tensor) else value
+            if array is None or array.dtype.kind not in "fiub":
+                kind = value.dtype if array is None else array.dtype
+                raise EntryProblem(
+                    f"{name}: parameter {_bounded(repr(key), 100)} has dtype {kind}; only plain real numbers are "
+                    "allowed (save float32 tensors, as the notebook does)."
+                )
             plain[part][key] = np.array(array, copy=True)
     return plain
+
+
+def _numbers(tensor: t.Any) -> np.ndarray | None:
+    """A tensor's numbers as a numpy array, or None where numpy has no such numbers (a sparse or quantised tensor).
+
+    Floating-point types that numpy lacks (bfloat16, the float8 types) become float32, which holds each of their
+    values exactly: the same numbers, so such weights score as they are.
+    """
+    import torch
+
+    tensor = tensor.detach()
+    if tensor.is_floating_point() and tensor.dtype not in (torch.float16, torch.float32, torch.float64):
+        tensor = tensor.to(torch.float32)
+    try:
+        return tensor.cpu().numpy()
+    except (TypeError, RuntimeError):
+        return None
 
 
 # ---- scoring a submission ---------------------------------------------------------------------------
@@ -440,6 +462,13 @@ def score_track(challenge: Challenge, submission: Submission, track: str, contex
         entry.problem = (
             f"Scoring your entry ran out of time ({exc}). Make your network's forward pass faster (it runs on a "
             "few hundred hidden examples), and keep slow work out of the cells it is rebuilt from."
+        )
+        return entry
+    except Exception as exc:  # the grader's own failure on an entry: that entry is not scored, grading goes on
+        logging.getLogger(__name__).exception("scoring a %s entry failed", challenge.key)
+        entry.problem = (
+            f"The grader failed while it scored your entry ({type(exc).__name__}), an error of the grader's and not "
+            "a verdict on your work: tell your instructor."
         )
         return entry
     scored.weights_sha256 = entry.weights_sha256

@@ -7,6 +7,7 @@ the observed halves only, and computes the error against the yardsticks itself.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -227,6 +228,23 @@ def test_each_fault_of_the_model_is_explained_to_the_student(
     course: dict[str, GradedCohort], student: str, problem: str
 ) -> None:
     assert problem in course[ASSIGNMENT].feedback_html(student).read_text()
+
+
+def test_a_forged_reply_carries_no_hidden_data_into_the_feedback_and_floods_nothing(
+    course: dict[str, GradedCohort],
+) -> None:
+    cohort = course[ASSIGNMENT]
+    student = "attack_lstm_forged_reply"
+    assert cohort.scores[student] == cohort.case(student).expected_points
+    observed = hidden_trajectories(os.environ["MLPHYS_CHALLENGE_SECRET"])[:, : oscillators.OBSERVED].round(4)
+    seen = json.dumps(observed[:2].tolist())[2:60]  # what the forged name begins with
+    for path, honest in [
+        (cohort.autograded_notebook(student), cohort.autograded_notebook("ref_solution")),
+        (cohort.feedback_html(student), cohort.feedback_html("ref_solution")),
+    ]:
+        text = path.read_text()
+        assert seen not in text and "cannot accept" in text
+        assert path.stat().st_size < honest.stat().st_size + 100_000, (path, path.stat().st_size)
 
 
 def test_pickled_weights_never_ran_while_grading(course: dict[str, GradedCohort]) -> None:

@@ -160,6 +160,28 @@ TrajectoryLSTM = _Snooping
 """
 
 
+# A model that, once it runs on the grader's hidden trajectories (in the fresh kernel only its cell ran: no
+# `train`), forges its reply: an array whose dtype name is 12 MB of the observed halves it was shown. The grader
+# refuses the reply; its refusal must carry none of it into the feedback, and stay small.
+_FORGED_REPLY = """
+
+
+class _Forging(TrajectoryLSTM):
+    def predict(self, observed):
+        if "train" in globals():
+            return super().predict(observed)
+        import json
+        import mlphys.kernel.wire as wire
+
+        seen = json.dumps(np.asarray(observed).round(4).tolist())
+        name = (seen * (12_000_000 // len(seen) + 1))[:12_000_000]
+        wire._encode = lambda value, depth, known=None: {"$nd": [name, [0], ""]}
+        return np.zeros((len(observed), STEPS))
+
+
+TrajectoryLSTM = _Forging
+"""
+
 # A "TrajectoryLSTM" whose predict returns the exact linear continuation (the course library's LinearPredictor,
 # fitted in the notebook and saved as a buffer beside the trained LSTM's weights): the network is never used.
 _LINEAR_CONTINUATION = """
@@ -376,6 +398,13 @@ def cases(materials: Materials) -> list[Case]:
             "predict hunts for the grader's trajectories and the secret (grader modules, environment, files), "
             "then answers without its LSTM",
             entry({MODEL_CELL: reference_model + _SNOOPING}),
+            lose(*model_all),
+        ),
+        (
+            "attack_lstm_forged_reply",
+            "attack",
+            "predict forges a reply that the grader refuses, 12 MB of the hidden observed halves as its dtype name",
+            entry({MODEL_CELL: reference_model + _FORGED_REPLY}),
             lose(*model_all),
         ),
         (

@@ -184,9 +184,9 @@ class TrajectoryModel(Challenge):
             return entry
         if not lstm_change(predicted, changed) >= MIN_LSTM_CHANGE:
             entry.problem = (
-                "Your model's predictions do not come from its LSTM: with the LSTM's parameters of your weights file "
-                "shuffled, predict gave (nearly) the same second halves. The task is an LSTM that predicts: predict "
-                "must run the network whose weights you saved."
+                "Your model's predictions do not come from its LSTM: with other values for the LSTM's parameters in "
+                "your weights file, predict gave (nearly) the same second halves. The task is an LSTM that predicts: "
+                "predict must run the network whose weights you saved."
             )
             return entry
         entry.stage = "scored"

@@ -70,7 +70,7 @@ def test_weights_that_carry_pickled_code_are_refused_without_running_it(tmp_path
         ({"model": {f"w{i}": torch.zeros(1000, 100) for i in range(11)}}, "more than 1,000,000 numbers"),
         ({"encoder": {}, "decoder": {}}, "exactly the keys 'model'"),
         ({"model": [torch.zeros(3)]}, "'model' must be a state dict"),
-        ({"model": {"w": torch.zeros(3, dtype=torch.complex64)}}, "only numbers"),
+        ({"model": {"w": torch.zeros(3, dtype=torch.complex64)}}, "only plain real numbers"),
     ],
 )
 def test_weights_too_large_or_of_the_wrong_structure_are_refused(tmp_path: Path, state: object, problem: str) -> None:

@@ -464,6 +464,8 @@ def score_track(challenge: Challenge, submission: Submission, track: str, contex
             "few hundred hidden examples), and keep slow work out of the cells it is rebuilt from."
         )
         return entry
+    except MemoryError:  # the grader's bound on one submission: the grading run says so and stops this notebook
+        raise
     except Exception as exc:  # the grader's own failure on an entry: that entry is not scored, grading goes on
         logging.getLogger(__name__).exception("scoring a %s entry failed", challenge.key)
         entry.problem = (

@@ -156,6 +156,28 @@ def test_a_network_without_an_lstm_is_not_the_task(tmp_path: Path) -> None:
     assert score.stage == "model" and "holds no LSTM" in (score.problem or "")
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_an_untrained_lstm_changes_its_predictions_with_its_parameters(reference_model: str, seed: int) -> None:
+    """An honest network, even untrained (nearly the same constant for every trajectory), passes the LSTM check for
+    any secret; the same check fails a predict that does not use the network."""
+    namespace: dict = {}
+    exec(MODEL.preamble + reference_model, namespace)
+    torch.manual_seed(seed)
+    model = namespace["TrajectoryLSTM"]()
+    state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    observed = hidden_trajectories("test-secret")[:100, : oscillators.OBSERVED]
+
+    def predict(weights: dict) -> np.ndarray:
+        model.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
+        return np.asarray(model.predict(observed), dtype=np.float64)
+
+    predicted, names = predict(state), scoring.lstm_tensors(state)
+    for secret in ("one", "two", "three"):
+        shuffled = predict(scoring.shuffled_lstm(state, names, secret))
+        assert scoring.lstm_change(predicted, shuffled) >= scoring.MIN_LSTM_CHANGE
+    assert scoring.lstm_change(predicted, predicted.copy()) == 0.0
+
+
 def test_an_lstm_is_recognised_by_its_four_gates_in_any_layout() -> None:
     def tensors(module: torch.nn.Module) -> list[str]:
         return scoring.lstm_tensors({k: v.detach().numpy() for k, v in module.state_dict().items()})

@@ -36,10 +36,11 @@ def load_weights(path: Path, max_bytes: int = CHALLENGE.max_weights_bytes) -> di
 
 
 def test_codes_with_more_numbers_than_the_track_allows_are_refused() -> None:
-    with pytest.raises(EntryProblem, match="10 numbers per image; this track allows at most 9"):
+    with pytest.raises(EntryProblem, match=r"more numbers per image than this track allows \(at most 9\)\.$"):
         validate_codes(np.zeros((4, 10)), 4, 9)
-    with pytest.raises(EntryProblem, match="12 numbers"):
+    with pytest.raises(EntryProblem, match="more numbers per image"):
         validate_codes(np.zeros((4, 3, 4)), 4, 9)  # any shape counts all its numbers
+    validate_codes(np.zeros((4, 3, 3)), 4, 9)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, 1e6])
@@ -146,6 +147,52 @@ def test_weights_whose_tensors_would_inflate_are_refused_before_anything_is_copi
         load_weights(compressed)
 
 
+def test_weights_in_float_types_numpy_lacks_load_as_the_same_numbers(tmp_path: Path) -> None:
+    """bfloat16 (and float8) tensors are numbers: they load exactly, as float32, and an RBM of them is checked."""
+    from mlphys.assignments.boltzmann_mnist.scoring import load_rbm_weights
+
+    w = torch.linspace(-3, 3, 12).reshape(3, 4)
+    state = {"encoder": {"w": w.to(torch.bfloat16), "f8": w.to(torch.float8_e4m3fn)}, "decoder": {"b": torch.ones(2)}}
+    loaded = load_weights(_save(tmp_path, state))
+    assert loaded["encoder"]["w"].dtype == np.float32
+    assert np.array_equal(loaded["encoder"]["w"], w.to(torch.bfloat16).float().numpy())
+    assert np.array_equal(loaded["encoder"]["f8"], w.to(torch.float8_e4m3fn).float().numpy())
+    rbm = tmp_path / "rbm-h25.pt"
+    torch.save({"rbm": {"W": torch.zeros(784, 5), "a": torch.zeros(784), "b": torch.zeros(5)}}, rbm)
+    torch.save({"rbm": {k: v.to(torch.bfloat16) for k, v in torch.load(rbm)["rbm"].items()}}, rbm)
+    W, a, b = load_rbm_weights(rbm, "H25")
+    assert W.shape == (784, 5) and a.shape == (784,) and b.shape == (5,) and W.dtype == np.float64
+
+
+@pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental")
+def test_tensors_that_are_not_plain_numbers_are_refused_with_their_type(tmp_path: Path) -> None:
+    for tensor in (torch.zeros(3, dtype=torch.complex32), torch.zeros(3, 3).to_sparse()):
+        with pytest.raises(EntryProblem, match="only plain real numbers"):
+            load_weights(_save(tmp_path, {"encoder": {"w": tensor}, "decoder": {}}))
+
+
+def test_an_entry_the_grader_fails_to_score_is_reported_and_grading_goes_on(tmp_path: Path) -> None:
+    """score_challenge never raises: a failure of the grader's own code is that entry's problem, said as such."""
+    from mlphys.grading.challenge import Challenge, score_track
+    from mlphys.grading.isolated import Isolation
+    from mlphys.grading.submission import Submission
+
+    class Broken(Challenge):
+        key, title, tracks, weights_parts = "broken", "Broken", ("T",), ("net",)
+
+        def weights_filename(self, track: str) -> str:
+            return "net.pt"
+
+        def score(self, track: str, state: dict, context: object) -> object:
+            raise TypeError("a grader bug with the student's text in it")
+
+    torch.save({"net": {"w": torch.zeros(2)}}, tmp_path / "net.pt")
+    submission = Submission(files=tmp_path, cells={}, isolation=Isolation(), secret="s")
+    entry = score_track(Broken(), submission, "T", submission.scoring(Broken()))
+    assert entry.stage == "weights" and "error of the grader's" in (entry.problem or "")
+    assert "TypeError" in (entry.problem or "") and "student's text" not in (entry.problem or "")
+
+
 def test_a_retraining_check_that_runs_out_of_time_is_not_a_flag() -> None:
     """On a slow machine a check once ran out of time and flagged an honest entry, for good."""
     import time
@@ -213,8 +260,8 @@ def test_an_honest_entry_is_scored_on_both_splits(cohort: GradedCohort) -> None:
 @pytest.mark.parametrize(
     ("student", "problem"),
     [
-        ("identity_net", "729 numbers per image"),
-        ("code_of_ten", "10 numbers per image"),
+        ("identity_net", "more numbers per image than this track allows"),
+        ("code_of_ten", "more numbers per image than this track allows (at most 9)"),
         ("leaky_decoder", "FileNotFoundError"),
         ("nan_outputs", "not finite"),
         ("wrong_shape", "(1000, 27, 27)"),

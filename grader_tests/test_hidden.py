@@ -97,6 +97,15 @@ def test_forged_reply_values_are_still_judged() -> None:
     assert not s.run("assert f() == 1, 'f'", "t").passed
 
 
+def test_a_message_about_a_student_value_is_bounded() -> None:
+    """However much of a student's value a hidden test quotes (or an exception carries), the verdict is short."""
+    huge = "x" * 12_000_000
+    s, _ = session({"f": lambda: huge, "g": lambda: int(huge)})
+    for source in ("v = f()\nassert v == 'y', f'f() returned {v}'", "g()"):
+        verdict = s.run(source, "t")
+        assert not verdict.passed and len(verdict.message) <= hidden.MAX_VERDICT_CHARS + 100
+
+
 def test_property_based_hidden_test_reports_the_smallest_failing_case() -> None:
     s, _ = session({"absolute": lambda x: abs(x) if x > -5 else 0})
     verdict = s.run(

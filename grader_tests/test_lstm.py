@@ -7,6 +7,7 @@ the observed halves only, and computes the error against the yardsticks itself.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -69,7 +70,7 @@ def test_weights_that_carry_pickled_code_are_refused_without_running_it(tmp_path
         ({"model": {f"w{i}": torch.zeros(1000, 100) for i in range(11)}}, "more than 1,000,000 numbers"),
         ({"encoder": {}, "decoder": {}}, "exactly the keys 'model'"),
         ({"model": [torch.zeros(3)]}, "'model' must be a state dict"),
-        ({"model": {"w": torch.zeros(3, dtype=torch.complex64)}}, "only numbers"),
+        ({"model": {"w": torch.zeros(3, dtype=torch.complex64)}}, "only plain real numbers"),
     ],
 )
 def test_weights_too_large_or_of_the_wrong_structure_are_refused(tmp_path: Path, state: object, problem: str) -> None:
@@ -132,7 +133,94 @@ def test_a_model_that_hunts_for_the_hidden_data_finds_nothing(tmp_path: Path, re
     cases.untrained_weights(tmp_path, reference_model)
     score = score_model(_submission(tmp_path, reference_model + cases._SNOOPING))
     # It fell back to predicting zero: neither the grader's modules nor the secret nor a file gave it more.
-    assert score.stage == "scored" and score.public_cost == pytest.approx(score.zero_mse)
+    assert score.public_cost == pytest.approx(score.zero_mse)
+    # And zeros do not come from its LSTM.
+    assert score.stage == "lstm" and "do not come from its LSTM" in (score.problem or "")
+
+
+def test_predictions_that_do_not_come_from_the_lstm_score_nothing(tmp_path: Path, reference_model: str) -> None:
+    """The exact linear continuation, saved beside an LSTM that predict never runs: valid, exact, and not the task."""
+    cases.untrained_weights(tmp_path, reference_model)
+    cases.linear_continuation(tmp_path / oscillators.WEIGHTS_FILE, tmp_path / oscillators.WEIGHTS_FILE)
+    score = score_model(_submission(tmp_path, reference_model + cases._LINEAR_CONTINUATION))
+    assert score.public_cost is not None and score.public_cost < 1e-12  # what it would have scored
+    assert score.stage == "lstm" and "do not come from its LSTM" in (score.problem or "")
+    with pytest.raises(AssertionError, match="do not come from its LSTM"):
+        scoring.expect_mse_below(score, 0.005)
+
+
+def test_a_network_without_an_lstm_is_not_the_task(tmp_path: Path) -> None:
+    model = "class TrajectoryLSTM(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    _save(tmp_path, {"model": {"net.weight": torch.zeros(60, 30), "net.bias": torch.zeros(60)}})
+    score = score_model(_submission(tmp_path, model))
+    assert score.stage == "model" and "holds no LSTM" in (score.problem or "")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_untrained_lstm_changes_its_predictions_with_its_parameters(reference_model: str, seed: int) -> None:
+    """An honest network, even untrained (nearly the same constant for every trajectory), passes the LSTM check for
+    any secret; the same check fails a predict that does not use the network."""
+    namespace: dict = {}
+    exec(MODEL.preamble + reference_model, namespace)
+    torch.manual_seed(seed)
+    model = namespace["TrajectoryLSTM"]()
+    state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    observed = hidden_trajectories("test-secret")[:100, : oscillators.OBSERVED]
+
+    def predict(weights: dict) -> np.ndarray:
+        model.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
+        return np.asarray(model.predict(observed), dtype=np.float64)
+
+    predicted, names = predict(state), scoring.lstm_tensors(state)
+    for secret in ("one", "two", "three"):
+        shuffled = predict(scoring.shuffled_lstm(state, names, secret))
+        assert scoring.lstm_change(predicted, shuffled) >= scoring.MIN_LSTM_CHANGE
+    assert scoring.lstm_change(predicted, predicted.copy()) == 0.0
+
+
+def test_an_lstm_is_recognised_by_its_four_gates_in_any_layout() -> None:
+    def tensors(module: torch.nn.Module) -> list[str]:
+        return scoring.lstm_tensors({k: v.detach().numpy() for k, v in module.state_dict().items()})
+
+    assert len(tensors(torch.nn.LSTM(2, 8, num_layers=2, bidirectional=True))) == 16
+    cell = ["0.weight_ih", "0.weight_hh", "0.bias_ih", "0.bias_hh"]
+    assert tensors(torch.nn.Sequential(torch.nn.LSTMCell(3, 5))) == cell
+    assert "weight_hr_l0" in tensors(torch.nn.LSTM(2, 8, proj_size=4))
+    assert tensors(torch.nn.GRU(2, 8)) == tensors(torch.nn.RNN(2, 8)) == tensors(torch.nn.Linear(30, 60)) == []
+
+
+# A model that has seen the hidden trajectories forges a reply that the wire refuses, with what it saw (or 12 MB)
+# as the array's dtype name: the grader's refusal quotes none of it, and stays short.
+_FORGING = """
+
+class _Forging(TrajectoryLSTM):
+    def predict(self, observed):
+        import json
+        import mlphys.kernel.wire as wire
+        name = {name}
+        wire._encode = lambda value, depth, known=None: {{"$nd": [name, [0], ""]}}
+        return np.zeros((len(observed), STEPS))
+
+
+TrajectoryLSTM = _Forging
+"""
+
+
+@pytest.mark.parametrize("name", ["json.dumps(np.asarray(observed).round(4).tolist())", "'x' * 12_000_000"])
+def test_a_forged_reply_that_the_grader_refuses_carries_nothing_out(
+    tmp_path: Path, reference_model: str, name: str
+) -> None:
+    cases.untrained_weights(tmp_path, reference_model)
+    score = score_model(_submission(tmp_path, reference_model + _FORGING.format(name=name)))
+    assert score.stage == "model" and score.public_cost is None
+    problem = score.problem or ""
+    assert "cannot accept" in problem and len(problem) < 1000
+    observed = hidden_trajectories("test-secret")[:, : oscillators.OBSERVED].round(4)
+    assert "xxxxxxxx" not in problem and "[[" not in problem
+    assert not [x for x in observed[:3, 1:].ravel() if f"{x}" in problem]
+    with pytest.raises(AssertionError) as failed:
+        scoring.expect_valid_predictions(score)
+    assert len(str(failed.value)) < 1000
 
 
 def test_a_model_cell_that_needs_other_cells_is_explained(tmp_path: Path, reference_model: str) -> None:
@@ -162,6 +250,23 @@ def test_each_fault_of_the_model_is_explained_to_the_student(
     course: dict[str, GradedCohort], student: str, problem: str
 ) -> None:
     assert problem in course[ASSIGNMENT].feedback_html(student).read_text()
+
+
+def test_a_forged_reply_carries_no_hidden_data_into_the_feedback_and_floods_nothing(
+    course: dict[str, GradedCohort],
+) -> None:
+    cohort = course[ASSIGNMENT]
+    student = "attack_lstm_forged_reply"
+    assert cohort.scores[student] == cohort.case(student).expected_points
+    observed = hidden_trajectories(os.environ["MLPHYS_CHALLENGE_SECRET"])[:, : oscillators.OBSERVED].round(4)
+    seen = json.dumps(observed[:2].tolist())[2:60]  # what the forged name begins with
+    for path, honest in [
+        (cohort.autograded_notebook(student), cohort.autograded_notebook("ref_solution")),
+        (cohort.feedback_html(student), cohort.feedback_html("ref_solution")),
+    ]:
+        text = path.read_text()
+        assert seen not in text and "cannot accept" in text
+        assert path.stat().st_size < honest.stat().st_size + 100_000, (path, path.stat().st_size)
 
 
 def test_pickled_weights_never_ran_while_grading(course: dict[str, GradedCohort]) -> None:

@@ -292,6 +292,19 @@ def test_a_policy_that_stalls_runs_out_of_time_and_a_failing_one_shows_no_messag
     assert "leak" not in str(scored.problem)
 
 
+def test_a_forged_reply_that_the_grader_refuses_carries_no_maze_out() -> None:
+    """The policy has seen the hidden mazes; it forges a reply whose dtype name is their walls: refused, unquoted."""
+    forging = POLICY.replace(
+        "calls.append(len(x))",
+        "import mlphys.kernel.wire as w; leak = str(x[..., 0].int().tolist()); "
+        "w._encode = lambda value, depth, known=None: {'$nd': [leak, [0], '']}",
+    )
+    scored = CHALLENGE.score("HARD", {"policy": {"logits": np.zeros(5)}}, _scoring({challenge.POLICY_CELL: forging}))
+    assert scored.stage == "episodes" and scored.public_cost is None
+    problem = str(scored.problem)
+    assert "cannot accept" in problem and "[[" not in problem and "1, 1, 1" not in problem and len(problem) < 1000
+
+
 def test_an_honest_policy_is_scored_on_both_splits_in_one_kernel() -> None:
     state = {"policy": {"logits": np.log(np.array([0.01, 0.49, 0.01, 0.49, 0.0001]))}}
     scored = CHALLENGE.score("HARD", state, _scoring({challenge.POLICY_CELL: POLICY}))

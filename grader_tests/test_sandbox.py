@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlphys.grading import isolated, sandbox
+from mlphys.kernel import wire
 
 pytestmark = pytest.mark.skipif(sandbox.bwrap_available() is not None, reason="no bubblewrap here")
 REPO = Path(__file__).resolve().parent.parent
@@ -257,3 +258,18 @@ def test_files_beside_the_notebook_do_not_replace_the_kernel(tmp_path: Path) -> 
         finally:
             session.close()
     assert reply["names"]["ANSWER"]["kind"] == "value"
+
+
+def test_a_fresh_kernel_gets_no_time_past_its_deadline() -> None:
+    # A kernel that answers each call quickly must not stretch its deadline by one call after another: past the
+    # deadline no call starts, and none runs beyond it.
+    cells = ["import time\n\ndef slow():\n    time.sleep(0.4)\n    return 1\n"]
+    slow = {"op": "call", "name": "slow", "args": wire.encode([]), "kwargs": wire.encode({})}
+    with isolated.fresh_session(isolated.Isolation(timeout=20), cells, time.monotonic() + 120) as session:
+        session.deadline = time.monotonic() + 1.5
+        started, answered = time.monotonic(), 0
+        with pytest.raises(isolated.KernelTimeout):
+            for _ in range(20):
+                assert session.call(slow)["ok"]
+                answered += 1
+        assert time.monotonic() - started < 2.5 and answered <= 4

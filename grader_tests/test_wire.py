@@ -104,6 +104,26 @@ def test_malformed_or_dangerous_payloads_are_refused(payload: object) -> None:
         wire.decode(json.dumps(payload))
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"$nd": ["SECRET-0.7544,-0.9893", [0], ""]},
+        {"$nd": ["float64", [1], "SECRET-é"]},
+        {"$complex": ["SECRET-0.7544", 1.0]},
+        {"$bigint": "SECRET-0.7544"},
+        {"$nd": ["x" * 2_000_000, [0], ""]},
+    ],
+)
+def test_a_refusal_quotes_nothing_of_the_data(payload: object) -> None:
+    """A kernel that has seen hidden data may forge a reply to carry it out through the grader's refusal."""
+    with pytest.raises(wire.WireError) as refused:
+        wire.decode(json.dumps(payload))
+    assert "SECRET" not in str(refused.value) and "xxx" not in str(refused.value) and len(str(refused.value)) < 100
+    with pytest.raises(wire.WireError) as refused:
+        wire.decode('{"$nd": ["SECRET-0.7544" ' + "x" * 1000)  # not JSON
+    assert "SECRET" not in str(refused.value) and "column" not in str(refused.value)
+
+
 def test_deep_nesting_and_huge_payloads_are_refused() -> None:
     with pytest.raises(wire.WireError):
         wire.decode("[" * 100 + "]" * 100)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import logging
 import re
 import time
 import typing as t
@@ -41,7 +42,8 @@ if t.TYPE_CHECKING:
 
 MAX_WEIGHTS_BYTES = 20 * 2**20
 MAX_PARAMETERS = 5_000_000
-MAX_PROBLEM_CHARS = 300  # student-controlled text in a problem, after the kernel saw hidden data
+MAX_PROBLEM_CHARS = 300  # student-controlled text quoted in a problem (never after the kernel saw hidden data)
+MAX_MESSAGE_CHARS = 2000  # a whole problem, whatever it quotes: what the student reads, and the records keep
 
 
 class EntryProblem(Exception):
@@ -230,41 +232,62 @@ class FreshKernel:
         """
         total = self.scoring.time_left() if seconds is None else min(self.scoring.time_left(), seconds)
         isolation = dataclasses.replace(self.scoring.isolation, timeout=min(self.scoring.isolation.timeout, total))
-        # The setup cells see no hidden data; each call's failures are worded by KernelSession.call.
-        with self._failures(what, saw_hidden_data=False), fresh_session(
+        opened: list[KernelSession] = []
+        # Each call's failures are worded by KernelSession.call; what escapes the block (the kernel's start and
+        # setup cells, or its end) is worded here, as after hidden data once any call has handed the kernel some.
+        with self._failures(what, saw_hidden_data=lambda: any(s.saw_hidden_data for s in opened)), fresh_session(
             isolation, self.cells, deadline=time.monotonic() + total
         ) as session:
-            yield KernelSession(self, session, what)
+            opened.append(KernelSession(self, session, what))
+            yield opened[0]
 
     @contextlib.contextmanager
-    def _failures(self, what: str, saw_hidden_data: bool) -> t.Iterator[None]:
-        """Turn what can go wrong in a fresh kernel into :class:`EntryProblem` or :class:`TimeUp`."""
+    def _failures(self, what: str, saw_hidden_data: bool | t.Callable[[], bool]) -> t.Iterator[None]:
+        """Turn what can go wrong in a fresh kernel into :class:`EntryProblem` or :class:`TimeUp`.
+
+        Once the kernel has seen hidden data (``saw_hidden_data``, or what it returns when the failure comes),
+        nothing the kernel controls is quoted: not an exception's message or class name, not the reason the
+        grader refused a reply.  Its code could have put the hidden data there.
+        """
         try:
             yield
-        except StudentError as exc:
+        except KernelTimeout:
+            raise TimeUp(f"your {what} did not finish in time") from None
+        except (StudentError, CellFailed, KernelProblem, wire.WireError) as exc:
+            hidden = saw_hidden_data() if callable(saw_hidden_data) else saw_hidden_data
+            raise EntryProblem(self._explain(exc, what, hidden)) from None
+
+    def _explain(self, exc: Exception, what: str, saw_hidden_data: bool) -> str:
+        """What went wrong, for the student (see :meth:`_failures`)."""
+        if isinstance(exc, StudentError):
             if saw_hidden_data:
                 # Its message (even the exception's class name) is the student's text and could carry the
                 # hidden data out: say only which builtin exception it was.
-                raise EntryProblem(
+                return (
                     f"Your {what} raised {_builtin_name(exc.type_name)} while it ran on the hidden test data. Its "
                     f"message is not shown, since it could carry that data: run your {what} on data of your own "
                     "in the notebook to see it."
-                ) from None
-            raise EntryProblem(f"Your {what} raised {exc.type_name}: {_bounded(exc.message)}") from None
-        except CellFailed as exc:
+                )
+            return f"Your {what} raised {_bounded(exc.type_name)}: {_bounded(exc.message)}"
+        if isinstance(exc, CellFailed):
+            # The setup cells run before any hidden data reaches the kernel.
             names = " and ".join(f"`{c}`" for c in self.cell_ids) or "solution"
             given = self._preamble_words()
-            raise EntryProblem(
-                f"Your {names} cell raised {exc.ename}: {_bounded(exc.evalue)} when run on its own. Only that cell "
-                f"is used to rebuild your {what}" + (f" (with {given})" if given else "")
+            return (
+                f"Your {names} cell raised {_bounded(exc.ename)}: {_bounded(exc.evalue)} when run on its own. Only "
+                f"that cell is used to rebuild your {what}" + (f" (with {given})" if given else "")
                 + ": it must define everything your network needs, without relying on other cells."
-            ) from None
-        except KernelTimeout:
-            raise TimeUp(f"your {what} did not finish in time") from None
-        except KernelProblem as exc:
-            raise EntryProblem(f"Running your {what} failed: {exc}.") from None
-        except wire.WireError as exc:
-            raise EntryProblem(f"Your {what} handed back data the grader cannot accept ({exc}).") from None
+            )
+        if isinstance(exc, KernelProblem):
+            detail = f" ({_bounded(exc.detail)})" if exc.detail and not saw_hidden_data else ""
+            return f"Running your {what} failed: {exc}{detail}."
+        if saw_hidden_data:
+            return (
+                f"Your {what} handed back data the grader cannot accept while it ran on the hidden test data (not "
+                "plain numbers, lists or arrays of numbers as the wire carries them). What was wrong with it is not "
+                f"shown, since it could carry that data: run your {what} on data of your own in the notebook."
+            )
+        return f"Your {what} handed back data the grader cannot accept ({_bounded(str(exc))})."
 
     def _preamble_words(self) -> str:
         lines = [line for line in self.scoring.challenge.preamble.splitlines() if line.strip()]
@@ -276,10 +299,15 @@ class KernelSession:
 
     def __init__(self, kernel: FreshKernel, session: FreshSession, what: str) -> None:
         self._kernel, self._session, self.what = kernel, session, what
+        self.saw_hidden_data = False  # once true, for every later call too: the kernel remembers what it saw
 
     def call(self, helper: str, *args: t.Any, saw_hidden_data: bool = True) -> t.Any:
-        """``helper(*args)`` in this session's kernel; validated plain data back."""
-        with self._kernel._failures(self.what, saw_hidden_data):
+        """``helper(*args)`` in this session's kernel; validated plain data back.
+
+        ``saw_hidden_data=False`` only for a call that hands the kernel nothing hidden, made before any that does.
+        """
+        self.saw_hidden_data = self.saw_hidden_data or saw_hidden_data
+        with self._kernel._failures(self.what, self.saw_hidden_data):
             return StudentFunction(helper, self._session.call)(*args)
 
 
@@ -294,27 +322,41 @@ def _builtin_name(type_name: str) -> str:
 _TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # colours and cursor moves (ANSI CSI sequences)
 
 
-def _bounded(text: str) -> str:
+def _bounded(text: str, limit: int = MAX_PROBLEM_CHARS) -> str:
     """Untrusted or library text, without terminal codes, reduced to printable characters and cut short."""
+    text = text[: 4 * limit]  # a flood is cut before it is cleaned
     clean = "".join(ch if ch.isprintable() else " " for ch in _TERMINAL_CODES.sub("", text))
-    return clean if len(clean) <= MAX_PROBLEM_CHARS else clean[:MAX_PROBLEM_CHARS] + " [...]"
+    return clean if len(clean) <= limit else clean[:limit] + " [...]"
 
 
 def finite_array(value: t.Any, shape: tuple[int, ...], *, wrong_shape: str, not_finite: str) -> np.ndarray:
     """A student's numbers as a fresh float64 array of exactly ``shape``, all finite; EntryProblem otherwise.
 
     ``wrong_shape`` begins the message for anything else ("Your Decoder must return ...; it returned"), which
-    goes on to say what came back; ``not_finite`` is the message for NaN or infinity.
+    goes on to say what kind of thing came back (:func:`returned_kind`); ``not_finite`` is the message for NaN or
+    infinity.
     """
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu" or value.shape != shape:
-        found = getattr(value, "shape", None)
-        raise EntryProblem(
-            f"{wrong_shape} {type(value).__name__}{' of shape ' + str(found) if found is not None else ''}."
-        )
+        raise EntryProblem(f"{wrong_shape} {returned_kind(value, shape)}.")
     array = value.astype(np.float64)
     if not np.all(np.isfinite(array)):
         raise EntryProblem(not_finite)
     return array
+
+
+def returned_kind(value: t.Any, shape: tuple[int, ...] | None = None) -> str:
+    """What kind of thing a kernel handed back, in the grader's words only.
+
+    What the student's code returns after it has seen hidden data is the student's to choose: its type name, its
+    shape or its numbers could each carry that data out, so a message names only one of a few kinds.
+    """
+    if not isinstance(value, np.ndarray):
+        return "something that is not an array (or tensor) of numbers"
+    if value.dtype.kind not in "fiu":
+        return "an array that does not hold real numbers"
+    if shape is not None and value.ndim != len(shape):
+        return f"an array with {'more' if value.ndim > len(shape) else 'fewer'} axes"
+    return "an array of another shape"
 
 
 # ---- loading weights -------------------------------------------------------------------------------
@@ -395,11 +437,32 @@ def plain_state(
     for part in parts:
         plain[part] = {}
         for key, value in state[part].items():
-            array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
-            if array.dtype.kind not in "fiub":
-                raise EntryProblem(f"{name}: parameter {key!r} has dtype {array.dtype}; only numbers are allowed.")
+            array = _numbers(value) if isinstance(value, torch.Tensor) else value
+            if array is None or array.dtype.kind not in "fiub":
+                kind = value.dtype if array is None else array.dtype
+                raise EntryProblem(
+                    f"{name}: parameter {_bounded(repr(key), 100)} has dtype {kind}; only plain real numbers are "
+                    "allowed (save float32 tensors, as the notebook does)."
+                )
             plain[part][key] = np.array(array, copy=True)
     return plain
+
+
+def _numbers(tensor: t.Any) -> np.ndarray | None:
+    """A tensor's numbers as a numpy array, or None where numpy has no such numbers (a sparse or quantised tensor).
+
+    Floating-point types that numpy lacks (bfloat16, the float8 types) become float32, which holds each of their
+    values exactly: the same numbers, so such weights score as they are.
+    """
+    import torch
+
+    tensor = tensor.detach()
+    if tensor.is_floating_point() and tensor.dtype not in (torch.float16, torch.float32, torch.float64):
+        tensor = tensor.to(torch.float32)
+    try:
+        return tensor.cpu().numpy()
+    except (TypeError, RuntimeError):
+        return None
 
 
 # ---- scoring a submission ---------------------------------------------------------------------------
@@ -437,7 +500,7 @@ def score_track(challenge: Challenge, submission: Submission, track: str, contex
         state = load_weights(path, challenge.weights_parts, challenge.max_weights_bytes, challenge.max_parameters)
         scored = challenge.score(track, state, context)
     except EntryProblem as exc:
-        entry.problem = str(exc)
+        entry.problem = _bounded(str(exc), MAX_MESSAGE_CHARS)
         return entry
     except TimeUp as exc:
         entry.problem = (
@@ -445,7 +508,18 @@ def score_track(challenge: Challenge, submission: Submission, track: str, contex
             "few hundred hidden examples), and keep slow work out of the cells it is rebuilt from."
         )
         return entry
+    except MemoryError:  # the grader's bound on one submission: the grading run says so and stops this notebook
+        raise
+    except Exception as exc:  # the grader's own failure on an entry: that entry is not scored, grading goes on
+        logging.getLogger(__name__).exception("scoring a %s entry failed", challenge.key)
+        entry.problem = (
+            f"The grader failed while it scored your entry ({type(exc).__name__}), an error of the grader's and not "
+            "a verdict on your work: tell your instructor."
+        )
+        return entry
     scored.weights_sha256 = entry.weights_sha256
+    if scored.problem is not None:  # every message about a student's entry is bounded, whatever it quotes
+        scored.problem = _bounded(scored.problem, MAX_MESSAGE_CHARS)
     return scored
 
 

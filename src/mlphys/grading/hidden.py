@@ -26,6 +26,9 @@ from mlphys.kernel import wire
 
 BEGIN_HIDDEN = "BEGIN HIDDEN TESTS"
 END_HIDDEN = "END HIDDEN TESTS"
+# The most a failed test's message may hold: a student's exception (2,000 characters), its traceback (6,000) and
+# the grader's words about the call.  Whatever a message quotes of a student's value, it is cut here.
+MAX_VERDICT_CHARS = 10_000
 
 
 def split_test_source(source: str) -> tuple[str, str]:
@@ -250,7 +253,12 @@ def describe_failure(exc: BaseException, missing: Iterable[str] = ()) -> str:
     # ("Failing test case: ..." or, in older versions, "Falsifying example: ..."); it names the
     # generated inputs, never the test's source.
     notes = [n for n in getattr(exc, "__notes__", []) if n.startswith(("Failing test case", "Falsifying example"))]
-    return "\n".join([_describe_one(exc, missing), *map(_failing_case, notes)])
+    return _cut("\n".join([_describe_one(exc, missing), *map(_failing_case, notes)]), MAX_VERDICT_CHARS)
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text``, or its beginning and a mark that the rest was left out."""
+    return text if len(text) <= limit else text[:limit] + "\n[... the rest of this message is left out]"
 
 
 def _failing_case(note: str) -> str:

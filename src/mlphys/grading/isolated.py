@@ -93,7 +93,15 @@ class CellFailed(Exception):
 
 
 class KernelProblem(Exception):
-    """The fresh kernel did not start, died, hung, flooded or ran out of memory; the message says which."""
+    """The fresh kernel did not start, died, hung, flooded or ran out of memory; the message says which.
+
+    The message is the grader's own words; ``detail`` (an exception's text, say) may hold words that came from
+    the kernel and is shown only where the kernel has seen no hidden data.
+    """
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class KernelTimeout(KernelProblem):
@@ -130,15 +138,24 @@ class FreshSession:
         self._broken = False
 
     def _remaining(self) -> float:
+        """Seconds the next cell or call may take (whole seconds for nbclient, at least 1; :meth:`_run` bounds
+        every step by the deadline itself)."""
         return max(1.0, min(self.isolation.timeout, self.deadline - time.monotonic()))
 
     def _run(self, step: Callable[[], Awaitable[t.Any]]) -> t.Any:
-        """Run one step of the session on this thread's event loop, with the failures of a fresh kernel."""
+        """Run one step of the session on this thread's event loop, with the failures of a fresh kernel.
+
+        Past the deadline no step starts, and no step runs beyond it: a kernel that answers each call quickly
+        cannot stretch the time it was given by one call after another.
+        """
         if self._broken:
             raise KernelProblem("an earlier call into this kernel failed")
+        if self.deadline - time.monotonic() <= 0:
+            self._broken = True
+            raise KernelTimeout("it did not finish within the time it had")
 
         async def bounded() -> t.Any:
-            return await asyncio.wait_for(step(), max(1.0, self.deadline - time.monotonic()))
+            return await asyncio.wait_for(step(), self.deadline - time.monotonic())
 
         try:
             # run_sync, not asyncio.run: the same code runs where an event loop is already running (the
@@ -206,7 +223,7 @@ def _kernel_failure(exc: BaseException, box: sandbox.Sandbox, isolation: Isolati
     if isinstance(exc, kernel.OutputFlood):
         return KernelProblem(str(exc))
     # a dead kernel, a flood, a failure while starting
-    return KernelProblem(f"its kernel stopped ({type(exc).__name__}: {str(exc)[:200]})")
+    return KernelProblem("its kernel stopped", detail=f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
 def sandboxed_client(box: sandbox.Sandbox, isolation: Isolation) -> kernel.BoundedClient:

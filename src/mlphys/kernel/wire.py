@@ -53,7 +53,12 @@ ALLOWED_DTYPES = frozenset(
 
 
 class WireError(ValueError):
-    """The data handed back by a kernel is not valid plain data."""
+    """The data handed back by a kernel is not valid plain data.
+
+    Its message says what is wrong in the grader's own words and never quotes the data (a name, a number, a
+    position in the text): a refusal may reach the student after the kernel has seen hidden data, and
+    anything it quoted would carry that data out.
+    """
 
 
 class Unsupported:
@@ -178,7 +183,7 @@ def _decode_array(spec: Any) -> np.ndarray:
         raise WireError("malformed array")
     dtype_name, shape, data = spec
     if type(dtype_name) is not str or dtype_name not in ALLOWED_DTYPES:
-        raise WireError(f"array dtype {dtype_name!r} is not allowed")
+        raise WireError("an array's dtype is not one of the allowed number types")
     if type(shape) is not list or len(shape) > 32 or not all(type(n) is int and n >= 0 for n in shape):
         raise WireError("malformed array shape")
     if type(data) is not str:
@@ -229,7 +234,7 @@ def decode_obj(obj: Any, resolve_ref: Resolver | None = None, resolve_course: Re
     except (ValueError, TypeError, RecursionError, OverflowError) as exc:
         if isinstance(exc, WireError):
             raise
-        raise WireError(str(exc)) from None
+        raise WireError(f"malformed value ({type(exc).__name__})") from None
 
 
 # A JSON string literal, escapes included (unrolled, so that long strings such as base64 scan quickly).
@@ -279,8 +284,8 @@ def loads(text: str | bytes) -> Any:
     measure(text)
     try:
         return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise WireError(f"not valid JSON: {exc}") from None
+    except (ValueError, RecursionError):
+        raise WireError("not valid JSON") from None
 
 
 def decode(text: str | bytes, resolve_ref: Resolver | None = None, resolve_course: Resolver | None = None) -> Any:

@@ -36,6 +36,7 @@ from mlphys.grading.challenge import (
     TimeUp,
     finite_array,
     plain_state,
+    returned_kind,
 )
 
 PUBLIC_IMAGES = 500
@@ -60,16 +61,15 @@ def hidden_images(secret: str) -> dict[str, np.ndarray]:
 
 def validate_codes(value: t.Any, n: int, code_limit: int) -> np.ndarray:
     """(n, k) float32 codes, each number rounded to half precision; EntryProblem if not acceptable."""
+    # The encoder has seen the hidden images: the messages say nothing it chose (see returned_kind).
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu" or value.ndim < 1 or len(value) != n:
-        shape = getattr(value, "shape", None)
         raise EntryProblem(
-            f"Your Encoder must return one code per image, shape ({n}, k); it returned "
-            f"{type(value).__name__}{' of shape ' + str(shape) if shape is not None else ''}."
+            f"Your Encoder must return one code per image, shape ({n}, k); it returned {returned_kind(value)}."
         )
     codes = value.reshape(n, -1).astype(np.float64)
     if codes.shape[1] > code_limit:
         raise EntryProblem(
-            f"Your Encoder's code has {codes.shape[1]} numbers per image; this track allows at most {code_limit}."
+            f"Your Encoder's code has more numbers per image than this track allows (at most {code_limit})."
         )
     if not np.all(np.isfinite(codes)):
         raise EntryProblem("Your Encoder returned codes that are not finite (NaN or infinity).")

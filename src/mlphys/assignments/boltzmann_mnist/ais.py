@@ -105,7 +105,7 @@ def hidden_base_biases(W: np.ndarray, b: np.ndarray, data: np.ndarray, smoothing
     Starting from independent hidden units at their data rates, instead of uniform ones, the annealing no
     longer has to take away n_h log 2 nats of hidden entropy in its first few steps: for a trained MNIST RBM
     with 500 hidden units this brings AIS and RAISE at 1,000 inverse temperatures from 100 nats apart to
-    within two of each other (README, figures of 06).
+    within two of each other (docs/assignments/06-boltzmann-mnist.md, figures of 06).
     """
     data = np.asarray(data, dtype=np.float64)
     rate = np.clip(sigmoid(np.asarray(b, dtype=np.float64) + data @ np.asarray(W, dtype=np.float64)).mean(axis=0),

@@ -11,10 +11,12 @@ test_conditionals   2       ``prob_h_given_v``, ``prob_v_given_h`` = exact ratio
                             weights, for every state of tiny RBMs (hypothesis)
 test_free_energy    1       ``free_energy`` = -log of the sum over h, by enumeration (hypothesis)
 test_gibbs          2       histograms of ``gibbs_step`` (h and v) and of ``sample_rbm`` after
-                            100 steps against the exact distributions (chi-squared, fixed seeds)
+                            100 steps against the exact distributions (chi-squared, fixed seeds);
+                            the rule that only the given rng draws (same seed, same samples;
+                            another seed, other samples)
 test_cd_gradient    3       ``cd_gradient``: the formula given its v_model (hypothesis), the
                             histogram of v_model after k steps (CD and PCD), long chains vs the
-                            exact log-likelihood gradient
+                            exact log-likelihood gradient; a seed fixes v_model
 test_rbm_entry      1       the weights file loads as plain tensors of the track's shapes
 test_loglik_pass    2       the board's held-out log-likelihood (exact for H25, conservative
                             for H500) above the track's pass band
@@ -74,6 +76,18 @@ def gibbs_step(v, W, a, b, rng):
     return h, v_new
 
 """
+
+_SAMPLE_RBM = """
+def sample_rbm(v_start, W, a, b, n_steps, rng):
+    rng = np.random.default_rng(rng)
+    v = v_start
+    for _ in range(n_steps):
+        _, v = gibbs_step(v, W, a, b, rng)
+    return v
+"""
+
+# Right in distribution, but drawn from numpy's global generator: the seed it is given fixes nothing.
+_GIBBS_GLOBAL_RANDOM = _GIBBS.replace("(rng.random(", "(np.random.random(") + _SAMPLE_RBM
 
 _GIBBS_NO_BURN_IN = _GIBBS + """
 def sample_rbm(v_start, W, a, b, n_steps, rng):
@@ -135,6 +149,12 @@ _MISTAKES: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
         "sample_rbm returns the state after a single Gibbs step, whatever n_steps (no burn-in)",
         {"gibbs_solution": _GIBBS_NO_BURN_IN},
         ("test_gibbs",),
+    ),
+    (
+        "mistake_rbm_global_random",
+        "gibbs_step draws from np.random instead of the rng it is given (a seed fixes nothing); CD inherits it",
+        {"gibbs_solution": _GIBBS_GLOBAL_RANDOM},
+        ("test_gibbs", "test_cd_gradient"),
     ),
     (
         "mistake_rbm_cd_wrong_sign",

@@ -10,7 +10,8 @@ test_rk4             3       ``rk4_step``: a trusted step, a single oscillator's
                              time reversibility, the order (errors shrink ~16x per halving)
 test_simulate        1       ``simulate`` against the trusted simulator
 test_dataset         1       ``make_dataset``: the convention, zeros after the observed half
-test_model_valid     1       the weights load into a fresh model; finite (500, 60) predictions
+test_model_valid     1       the weights load into a fresh model; finite (500, 60) predictions that
+                             come from its LSTM (they change when its parameters are shuffled)
 test_model_learns    2       second-half MSE on the hidden trajectories < 0.1 x best yardstick
 test_model_accurate  2       ... < 0.005 x best yardstick
 ===================  ======  ================================================================
@@ -157,6 +158,59 @@ class _Snooping(TrajectoryLSTM):
 
 TrajectoryLSTM = _Snooping
 """
+
+
+# A model that, once it runs on the grader's hidden trajectories (in the fresh kernel only its cell ran: no
+# `train`), forges its reply: an array whose dtype name is 12 MB of the observed halves it was shown. The grader
+# refuses the reply; its refusal must carry none of it into the feedback, and stay small.
+_FORGED_REPLY = """
+
+
+class _Forging(TrajectoryLSTM):
+    def predict(self, observed):
+        if "train" in globals():
+            return super().predict(observed)
+        import json
+        import mlphys.kernel.wire as wire
+
+        seen = json.dumps(np.asarray(observed).round(4).tolist())
+        name = (seen * (12_000_000 // len(seen) + 1))[:12_000_000]
+        wire._encode = lambda value, depth, known=None: {"$nd": [name, [0], ""]}
+        return np.zeros((len(observed), STEPS))
+
+
+TrajectoryLSTM = _Forging
+"""
+
+# A "TrajectoryLSTM" whose predict returns the exact linear continuation (the course library's LinearPredictor,
+# fitted in the notebook and saved as a buffer beside the trained LSTM's weights): the network is never used.
+_LINEAR_CONTINUATION = """
+
+
+class _Linear(TrajectoryLSTM):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("linear", torch.zeros(OBSERVED + 1, STEPS, dtype=torch.float64))
+
+    def predict(self, observed):
+        features = np.hstack([np.asarray(observed, dtype=np.float64), np.ones((len(observed), 1))])
+        return features @ self.linear.numpy()
+
+
+TrajectoryLSTM = _Linear
+"""
+
+
+def linear_continuation(weights: Path, target: Path) -> None:
+    """The LSTM's weights file ``weights`` with the fitted linear continuation added (``_LINEAR_CONTINUATION``)."""
+    import torch
+
+    x, v = oscillators.initial_conditions(2000, oscillators.COURSE_N2.n, 2)
+    full = simulator.trajectories(x, v, oscillators.COURSE_N2)
+    fitted = oscillators.LinearPredictor.fit(full[:, : oscillators.OBSERVED], full).weights
+    state = torch.load(weights, weights_only=True)
+    state["model"]["linear"] = torch.as_tensor(fitted, dtype=torch.float64)
+    torch.save(state, target)
 
 
 # ---- weights -----------------------------------------------------------------------------------------
@@ -355,9 +409,30 @@ def cases(materials: Materials) -> list[Case]:
         (
             "attack_lstm_snooping",
             "attack",
-            "predict hunts for the grader's trajectories and the secret (grader modules, environment, files)",
+            "predict hunts for the grader's trajectories and the secret (grader modules, environment, files), "
+            "then answers without its LSTM",
             entry({MODEL_CELL: reference_model + _SNOOPING}),
-            lose(*model_quality),
+            lose(*model_all),
+        ),
+        (
+            "attack_lstm_forged_reply",
+            "attack",
+            "predict forges a reply that the grader refuses, 12 MB of the hidden observed halves as its dtype name",
+            entry({MODEL_CELL: reference_model + _FORGED_REPLY}),
+            lose(*model_all),
+        ),
+        (
+            "attack_lstm_linear_continuation",
+            "attack",
+            "predict returns the exact linear continuation (LinearPredictor, saved beside the trained LSTM), "
+            "not the LSTM's predictions",
+            entry(
+                {MODEL_CELL: reference_model + _LINEAR_CONTINUATION},
+                weights=lambda directory: linear_continuation(
+                    reference_weights(), directory / oscillators.WEIGHTS_FILE
+                ),
+            ),
+            lose(*model_all),
         ),
         (
             "attack_lstm_nan",

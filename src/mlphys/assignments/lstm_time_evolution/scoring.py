@@ -12,6 +12,10 @@ leaderboard: the assignment does not register it as its ``challenge``, its hidde
    :mod:`kernel`'s helper), which receives the weights and the observed first halves only.
 4. Its predictions are validated here (shape, finite numbers), and the second-half error is computed
    here, beside the two yardsticks on the same trajectories.
+5. The predictions must come from the LSTM (the task): the weights file must hold an LSTM's parameters, and
+   with them shuffled (from the secret) the same kernel must predict materially other second halves.  A
+   ``predict`` that returns the exact linear continuation (the course's ``LinearPredictor``) and leaves the
+   network unused would otherwise earn the model's points.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import re
 import typing as t
 from pathlib import Path
 
@@ -38,6 +43,14 @@ MODEL_CELL = "model"
 MODEL_CLASS = "TrajectoryLSTM"
 HIDDEN_TRAJECTORIES = 500
 _PREDICT = "__mlphys_lstm_predict"
+# An LSTM's tensors in a state dict: nn.LSTM's weight_ih_l0, bias_hh_l1_reverse, ...; nn.LSTMCell's weight_ih, ...
+_LSTM_TENSOR = re.compile(
+    r"(?P<prefix>(?:.*\.)?)(?P<kind>weight|bias)_(?P<gate>ih|hh)(?P<suffix>(?:_l[0-9]+)?(?:_reverse)?)"
+)
+# With its LSTM's parameters shuffled, a model's second halves must change by at least this fraction of their
+# variance (measured: the reference's by 1.0-1.1, untrained networks' by 0.7 and more, for every seed and secret
+# tried; a predict that does not use the network, by 0).
+MIN_LSTM_CHANGE = 0.05
 
 __all__ = ["EntryProblem", "expect_mse_below", "expect_valid_predictions", "score_model"]
 
@@ -82,6 +95,48 @@ def validate_predictions(value: t.Any, n: int) -> np.ndarray:
     )
 
 
+def lstm_tensors(state: dict[str, np.ndarray]) -> list[str]:
+    """The names of the tensors of every LSTM in a state dict (nn.LSTM or nn.LSTMCell, any layer or direction).
+
+    An LSTM is recognised by its input and recurrent weights: ``weight_ih`` (4 H, I) and ``weight_hh`` (4 H, H) of the
+    same prefix and suffix (a GRU has 3 H rows, a plain RNN H).
+    """
+    found: list[str] = []
+    for name, weights in state.items():
+        match = _LSTM_TENSOR.fullmatch(name)
+        if not match or match["kind"] != "weight" or match["gate"] != "hh" or weights.ndim != 2:
+            continue
+        rows, hidden = weights.shape
+        prefix, suffix = match["prefix"], match["suffix"]
+        inputs, projection = state.get(f"{prefix}weight_ih{suffix}"), f"{prefix}weight_hr{suffix}"
+        four_gates = rows > 0 and (rows == 4 * hidden or (rows % 4 == 0 and projection in state))  # proj_size
+        if four_gates and inputs is not None and inputs.ndim == 2 and inputs.shape[0] == rows:
+            names = [f"{prefix}{kind}_{gate}{suffix}" for kind in ("weight", "bias") for gate in ("ih", "hh")]
+            found += [n for n in [*names, projection] if n in state]
+    return found
+
+
+def shuffled_lstm(state: dict[str, np.ndarray], names: list[str], secret: str) -> dict[str, np.ndarray]:
+    """``state`` with the entries of each named tensor permuted (from the secret; the same shapes and values)."""
+    digest = hashlib.sha256(f"lstm-time-evolution-shuffle:{secret}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:16], "little"))
+    return {
+        name: rng.permutation(value.ravel()).reshape(value.shape) if name in names else value
+        for name, value in state.items()
+    }
+
+
+def lstm_change(predicted: np.ndarray, shuffled: np.ndarray) -> float:
+    """How much the second halves changed: the mean square of the change over the variance of the predictions.
+
+    Over their variance, not their mean square: an untrained network predicts nearly the same constant for
+    every trajectory (its output layer's bias), and its LSTM moves that by much less than the constant.
+    """
+    second = slice(oscillators.OBSERVED, None)
+    spread = max(float(np.var(predicted[:, second])), 1e-12)
+    return float(np.mean((shuffled[:, second] - predicted[:, second]) ** 2)) / spread
+
+
 class TrajectoryModel(Challenge):
     """The protocol's view of this assignment's model: one track, the ``model`` cell, one weights part."""
 
@@ -112,15 +167,32 @@ class TrajectoryModel(Challenge):
             zero_mse=oscillators.second_half_mse(oscillators.predict_zero(observed), true),
             frequency_mse=oscillators.second_half_mse(oscillators.predict_constant_frequency(observed), true),
         )
-        try:
-            raw = context.fresh_kernel([MODEL_CELL]).call(
-                _PREDICT, wire.RemoteRef(MODEL_CLASS), state["model"], observed, what="model"
+        lstm = lstm_tensors(state["model"])
+        if not lstm:
+            entry.problem = (
+                "Your weights file holds no LSTM: the task is a network whose predictions come from an LSTM "
+                "(nn.LSTM or nn.LSTMCell, whose weight_ih and weight_hh have 4 x hidden_size rows). Save the "
+                "state dict of your TrajectoryLSTM, with its LSTM in it, as the notebook does."
             )
-            predicted = validate_predictions(raw, len(observed))
+            return entry
+        try:
+            with context.fresh_kernel([MODEL_CELL]).session(what="model") as session:
+                model = wire.RemoteRef(MODEL_CLASS)
+                predicted = validate_predictions(session.call(_PREDICT, model, state["model"], observed), len(observed))
+                entry.public_cost = oscillators.second_half_mse(predicted, true)
+                entry.stage = "lstm"
+                shuffled = shuffled_lstm(state["model"], lstm, context.secret)
+                changed = validate_predictions(session.call(_PREDICT, model, shuffled, observed), len(observed))
         except EntryProblem as exc:
             entry.problem = str(exc)
             return entry
-        entry.public_cost = oscillators.second_half_mse(predicted, true)
+        if not lstm_change(predicted, changed) >= MIN_LSTM_CHANGE:
+            entry.problem = (
+                "Your model's predictions do not come from its LSTM: with other values for the LSTM's parameters in "
+                "your weights file, predict gave (nearly) the same second halves. The task is an LSTM that predicts: "
+                "predict must run the network whose weights you saved."
+            )
+            return entry
         entry.stage = "scored"
         return entry
 

@@ -8,7 +8,9 @@ test cell                  points  judges
 test_table_probabilities   1       ``policy_probabilities`` (softmax of the table)
 test_reinforce_exact       2       ``reinforce_update`` against the trusted update (hypothesis)
 test_reinforce_properties  2       properties: sums over actions, equal returns change nothing, rewarded up
-test_table_training        2       ``train_table``'s table, played by the grader: at least 4.5 of 5 chests
+test_table_training        2       ``train_table``: its first update replayed by the grader (from z = 0 the batch is
+                                   known), and its tables for two seeds, played by the grader: at least 4.5 of
+                                   5 chests, and not the same table
 test_policy_valid          1       the weights load into ``make_policy()``; valid probabilities at every step
 test_policy_return         2       mean return on the public hidden mazes above 2.0
 test_policy_competitive    1       ... above 3.0
@@ -33,7 +35,9 @@ from mlphys.course import maze
 from mlphys.demo.case import Case, Materials, reference_cell, write_notebook
 from mlphys.demo.weights import cached_file
 
+PROBABILITIES_CELL = "table_probabilities"
 UPDATE_CELL = "reinforce_update"
+TABLE_TRAINING_CELL = "table_training"
 TRAINING_CELL = "policy_training"
 _TRAINING_CALL = re.compile(r"train_policy\(policy, batches=([0-9_]+)\)")
 # What the notebook's first cell gives the policy and training cells.
@@ -146,6 +150,38 @@ MazePolicy = _Lucky
 '''
 
 
+# A correct policy_probabilities in float32 (torch's softmax): the text asks for no dtype, so it keeps every point.
+FLOAT32_PROBABILITIES = """def policy_probabilities(z):
+    '''The softmax of z over its last axis, computed by torch in float32.'''
+    return torch.softmax(torch.as_tensor(z, dtype=torch.float32), dim=-1).numpy()
+"""
+
+_NO_UPDATE = """def reinforce_update(z, states, actions, returns, learning_rate):
+    raise NotImplementedError()
+"""
+
+
+def trained_table(materials: Materials) -> list:
+    """The table the reference ``train_table()`` trains (seed 0), as nested lists: what a submission could paste in."""
+    namespace: dict = {}
+    cells = [reference_cell(materials, c) for c in (PROBABILITIES_CELL, UPDATE_CELL, TABLE_TRAINING_CELL)]
+    exec(NOTEBOOK_NAMES + "\n".join(cells), namespace)
+    return namespace["train_table"]()[0].round(4).tolist()
+
+
+def pasted_table(materials: Materials) -> dict[str, str]:
+    """Cells of a submission whose ``train_table`` returns a pasted trained table (whatever its seed) and whose
+    ``reinforce_update`` is not written: nothing trains."""
+    training = f"""_TRAINED = np.array({trained_table(materials)!r})
+
+
+def train_table(updates=200, batch_size=32, learning_rate=1.0, seed=0):
+    '''REINFORCE on the table maze from z = 0; returns (z, mean return of each batch).'''
+    return _TRAINED.copy(), [5.0] * updates
+"""
+    return {UPDATE_CELL: _NO_UPDATE, TABLE_TRAINING_CELL: training}
+
+
 def training_batches(materials: Materials) -> int:
     """How many batches the notebook trains its network for (its ``train_policy(policy, batches=N)`` call)."""
     for cell in materials.source().cells:
@@ -203,11 +239,15 @@ def cases(materials: Materials) -> list[Case]:
     def lose(*grade_ids: str) -> float:
         return total - sum(points[g] for g in grade_ids)
 
-    def entry(replacements: dict[str, str] | None = None) -> Callable[[Path, Materials], None]:
-        """The reference notebook with some cells replaced, and the reference's weights file."""
+    def entry(
+        replacements: dict[str, str] | Callable[[Materials], dict[str, str]] | None = None,
+    ) -> Callable[[Path, Materials], None]:
+        """The reference notebook with some cells replaced (or cells made from the materials), and the reference's
+        weights file."""
 
         def write(directory: Path, m: Materials) -> None:
-            nb = m.with_solutions(replacements) if replacements else m.reference()
+            cells = replacements(m) if callable(replacements) else replacements
+            nb = m.with_solutions(cells) if cells else m.reference()
             write_notebook(nb, directory, m.notebook)
             shutil.copyfile(reference_weights(m), directory / maze.WEIGHTS_FILE)
 
@@ -220,6 +260,13 @@ def cases(materials: Materials) -> list[Case]:
     rows: list[tuple[str, str, str, Callable[[Path, Materials], None], float]] = [
         ("ref_solution", "reference", "the instructor's reference solution and its trained weights", entry(), total),
         ("blank_release", "blank", "the release notebook, submitted unchanged", blank, 0.0),
+        (
+            "honest_maze_float32_softmax",
+            "honest",
+            "policy_probabilities with torch's softmax in float32 (the text asks for no dtype): every point",
+            entry({PROBABILITIES_CELL: FLOAT32_PROBABILITIES}),
+            total,
+        ),
         (
             "mistake_maze_update_sign",
             "mistake",
@@ -275,6 +322,13 @@ def cases(materials: Materials) -> list[Case]:
             "detects the evaluation, hunts for the secret and the hidden mazes, and bets on a guessed random stream",
             entry({POLICY_CELL: policy + _LUCKY}),
             lose(*returns),
+        ),
+        (
+            "attack_maze_pasted_table",
+            "attack",
+            "train_table returns a pasted trained table whatever its seed, and reinforce_update is not written",
+            entry(pasted_table),
+            lose(*table),
         ),
     ]
     a = materials.assignment

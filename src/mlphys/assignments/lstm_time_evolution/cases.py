@@ -266,13 +266,12 @@ class PicklePayload:
 # ---- the cohort --------------------------------------------------------------------------------------
 
 
-# The quick demo's cases: an Euler step for RK4, an untrained model, a model that hunts for the hidden data,
+# The quick demo's cases: an Euler step for RK4, a model that hunts for the hidden data,
 # and a weights file that carries pickled code.
 QUICK = (
     "ref_solution",
     "blank_release",
     "mistake_lstm_euler",
-    "mistake_lstm_untrained",
     "attack_lstm_snooping",
     "attack_lstm_pickled_weights",
 )

@@ -215,13 +215,12 @@ def reference_weights(materials: Materials) -> Path:
     return cached_file("maze-", [NOTEBOOK_NAMES, policy, training, str(batches)], make, what=what)
 
 
-# The quick demo's cases: an update that descends, a blind policy, negative "probabilities" and a policy that
+# The quick demo's cases: an update that descends, negative "probabilities" and a policy that
 # hunts for the hidden mazes and bets on a guessed random stream.
 QUICK = (
     "ref_solution",
     "blank_release",
     "mistake_maze_update_sign",
-    "mistake_maze_blind",
     "attack_maze_negative",
     "attack_maze_lucky",
 )

@@ -57,6 +57,9 @@ c.Exchange.path_includes_course = True  # students' copies go to <course>/<assig
 if not os.path.isdir(c.Exchange.root):  # the formgrader offers release and collect only if it exists
     os.makedirs(c.Exchange.root)
     os.chmod(c.Exchange.root, 0o777)  # what `nbgrader release_assignment` would set: students write to it
+# An exam's per-student numbers come with the fetched copy (`mlphys exam release` puts them in the exchange):
+# nbgrader's fetch, then the student's own variant file. Students' configuration needs this line too.
+c.ExchangeFactory.fetch_assignment = "mlphys.exam.delivery.FetchWithVariant"
 
 c.Autograde.exporter_class = "mlphys.grading.intake.SafeNotebookExporter"
 c.Autograde.pre_convert_hook = "mlphys.grading.intake.quarantine_unsafe_files"

@@ -29,6 +29,7 @@ import time
 import typing as t
 from pathlib import Path
 
+from mlphys.demo import DEMO_SECRET
 from mlphys.grading import parallel
 
 # The engine, demo and leaderboard are imported by the commands that use them: `mlphys autograde` then starts
@@ -36,9 +37,6 @@ from mlphys.grading import parallel
 if t.TYPE_CHECKING:
     from mlphys.demo.case import Case
 
-# The demo's challenge secret, used only where the grader's environment sets none (never in a real course:
-# from a public secret anyone can compute the hidden test data).
-DEMO_SECRET = "ml4physics-demo-secret"
 
 
 def nbgrader(course_root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -126,7 +124,7 @@ def demo(
             print(f"{case.student:34} {case.kind:10} {score:6g} {expected:>9}  {'ok' if ok else 'WRONG':5}  {took}")
         if assignments.get(assignment).challenge is not None:
             try:
-                problem = demo_boards(course_root, assignment, cases)
+                problem = demo_boards(course_root, assignment, cases, retrain_top=None if full else 1)
             except (Exception, SystemExit) as exc:  # one challenge's boards never hide the others'
                 problem = f"{type(exc).__name__}: {exc}"
                 print(f"{assignment}: the boards could not be built: {problem}")
@@ -184,17 +182,19 @@ def leaderboard(
     return {"paths": paths, "entries": entries}
 
 
-def demo_boards(course_root: Path, assignment: str, cases: list[Case]) -> str | None:
-    """Rebuild the demo's boards; check the retraining check flags exactly the cases that break the budget.
+def demo_boards(course_root: Path, assignment: str, cases: list[Case], retrain_top: int | None = None) -> str | None:
+    """Rebuild the demo's boards; check the retraining check flags exactly the cases that break the rules.
     Returns what went wrong, or None.
 
-    A check that timed out (a slow machine) proves nothing either way: it is reported, not counted as wrong.
+    It retrains the ``retrain_top`` best entries of each board (default: the course's setting) and, as an
+    instructor asks for a suspicious entry (``--retrain-student``), every case made to be flagged.  A check that
+    timed out (a slow machine) proves nothing either way: it is reported, not counted as wrong.
     """
     print(f"\n{assignment}: leaderboards, with the retraining check")
-    built = leaderboard(course_root, assignment, None, None, None)
+    expected = {c.student for c in cases if c.flagged_by_retraining}
+    built = leaderboard(course_root, assignment, retrain_top, None, None, sorted(expected))
     flagged = {e.student for e in built["entries"] if e.retrain == "flagged"}
     timed_out = {e.student for e in built["entries"] if e.retrain == "timed out"}
-    expected = {c.student for c in cases if c.flagged_by_retraining}
     if timed_out:
         print(f"retraining check timed out for {sorted(timed_out)} (raise c.Leaderboard.retrain_timeout)")
     if flagged <= expected and expected - flagged <= timed_out:

@@ -32,7 +32,10 @@ class Assignment:
     ``id`` is nbgrader's assignment id (the folder under ``source/``), ``notebook`` the stem of its
     notebook file.  ``cases(materials)`` builds its demo cohort.  ``hidden_names`` are extra names its
     hidden tests see, beside the instructor's kit (:mod:`mlphys.grading.checks`) and ``submission``.
-    ``challenge`` is set for an assignment with leaderboards.
+    ``challenge`` is set for an assignment with leaderboards.  ``variant(secret, student)`` is set for an
+    assignment whose numbers differ per student (an exam): the grader writes the student's variant into the
+    notebook's locked ``variant`` cell before the notebook runs (:mod:`mlphys.grading.variants`), whatever the
+    submitted notebook holds there.
     """
 
     id: str
@@ -42,11 +45,12 @@ class Assignment:
     hidden_names: Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
     challenge: Challenge | None = None
     uses_secret: bool = False  # its hidden tests draw hidden data from the course secret (every challenge does)
+    variant: Callable[[str, str], dict[str, t.Any]] | None = None  # (secret, student) -> that student's numbers
 
     @property
     def needs_secret(self) -> bool:
         """Whether grading it without a course secret must stop (hidden data from a public default)."""
-        return self.uses_secret or self.challenge is not None
+        return self.uses_secret or self.challenge is not None or self.variant is not None
 
 
 @functools.cache

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from collections.abc import Callable, Collection
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
 
+from mlphys.demo import DEMO_SECRET
 from mlphys.grading.hidden import split_test_source
+
+
+def course_secret() -> str:
+    """The secret the grading run will use (the environment's, else the demo's): cases whose expected points
+    depend on per-student numbers compute them with it."""
+    return os.environ.get("MLPHYS_CHALLENGE_SECRET") or DEMO_SECRET
 
 
 @dataclasses.dataclass(frozen=True)

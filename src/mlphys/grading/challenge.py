@@ -201,9 +201,11 @@ class Scoring:
             raise TimeUp("the time for grading this notebook is spent")
         return remaining
 
-    def fresh_kernel(self, cell_ids: Sequence[str]) -> FreshKernel:
-        """Calls into brand-new sandboxed kernels built from the preamble, these student cells and the kernel half."""
-        cells = [self.challenge.preamble, *(self.cells.get(c, "") for c in cell_ids), self.challenge.kernel_source]
+    def fresh_kernel(self, cell_ids: Sequence[str], preamble: str | None = None) -> FreshKernel:
+        """Calls into brand-new sandboxed kernels built from the preamble (the challenge's, unless another is
+        given: what a training cell may rely on), these student cells and the kernel half."""
+        given = self.challenge.preamble if preamble is None else preamble
+        cells = [given, *(self.cells.get(c, "") for c in cell_ids), self.challenge.kernel_source]
         return FreshKernel(self, list(cell_ids), cells)
 
 
@@ -290,7 +292,7 @@ class FreshKernel:
         return f"Your {what} handed back data the grader cannot accept ({_bounded(str(exc))})."
 
     def _preamble_words(self) -> str:
-        lines = [line for line in self.scoring.challenge.preamble.splitlines() if line.strip()]
+        lines = [line for line in self.cells[0].splitlines() if line.strip() and not line.lstrip().startswith("#")]
         return ", ".join(f"`{line}`" for line in lines)
 
 

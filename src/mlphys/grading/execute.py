@@ -24,7 +24,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Integer, Unicode
 
 from mlphys import assignments
-from mlphys.grading import challenge, checks, isolated, sandbox
+from mlphys.grading import challenge, checks, isolated, sandbox, variants
 from mlphys.grading.handoff import RECORDS_KEY, VERDICTS_KEY, NotebookView, is_test_cell, solution_sources
 from mlphys.grading.run import GradingRun
 from mlphys.grading.submission import Submission
@@ -183,6 +183,9 @@ class SandboxedExecute(NbGraderPreprocessor):
                 "environment (read by nbgrader_config.py into c.SandboxedExecute.challenge_secret)."
             )
         info = resources["nbgrader"]
+        if plugin is not None and plugin.variant is not None:
+            student = str(info["student"])
+            variants.write_variant_cell(nb, plugin.variant(self.challenge_secret, student), student)
         log = Path(self.kernel_log_dir) / _safe_name(info["assignment"]) / f"{_safe_name(info['student'])}.log"
         isolation = self.isolation(use_bwrap=problem is None, kernel_log=log.resolve())
         submission_dir = Path(resources.get("metadata", {}).get("path") or ".")

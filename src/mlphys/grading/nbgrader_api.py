@@ -51,6 +51,10 @@ class CourseApps:
         """``nbgrader generate_assignment ASSIGNMENT --force``."""
         self._checked(f"generate_assignment {assignment}", self.api.generate_assignment(assignment, force=True))
 
+    def release_assignment(self, assignment: str) -> None:
+        """``nbgrader release_assignment ASSIGNMENT --force``: the student version into the exchange."""
+        self._checked(f"release_assignment {assignment}", self.api.release_assignment(assignment))
+
     def generate_feedback(self, assignment: str) -> dict[str, t.Any]:
         """``nbgrader generate_feedback ASSIGNMENT --force``; its result (a student's failure is in its log)."""
         return self.api.generate_feedback(assignment, force=True)

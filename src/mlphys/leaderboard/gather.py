@@ -193,8 +193,8 @@ def run_retraining(
         for track, items in sorted(by_track.items()):
             if tracks is not None and track not in tracks:
                 continue
-            unchecked = [f for f in items if _retrain_state(f.entry)[0] == "unchecked" and f.student not in students]
-            chosen += [(track, f) for f in unchecked[: max(top, 0)] + [f for f in items if f.student in students]]
+            best = [f for f in items if _retrain_state(f.entry)[0] == "unchecked"][: max(top, 0)]
+            chosen += [(track, f) for f in best + [f for f in items if f.student in students and f not in best]]
         with Progress(len(chosen), "retrainings") as progress:
             for track, item in chosen:
                 retrain_entry(course, gb, assignment, challenge, isolation, track, item, log or progress.write)

@@ -16,6 +16,9 @@ test_policy_return         2       mean return on the public hidden mazes above 
 test_policy_competitive    1       ... above 3.0
 =========================  ======  ==========================================================================
 
+The board's training check (:meth:`MazeChallenge.retrain`) must flag ``attack_maze_hand_set``: a value-iteration
+network whose weights are set by hand, not learned, which earns every point and tops the board.
+
 ``train_table`` calls the student's ``reinforce_update``, so a wrong update also costs the training cell.
 The challenge cells are scored from the submitted weights alone, with the policy cell rebuilt in a fresh
 sandbox.  The reference weights are trained here, in the trusted demo process, by the notebook's own
@@ -150,6 +153,73 @@ MazePolicy = _Lucky
 '''
 
 
+# A value-iteration network (convolutions carry the chests' value through the free cells, as in Tamar et al.'s
+# VIN) whose weights are set by hand: a planner, not a learned policy.  Its "training" sets the weights; the
+# network finds about 5.6 chests, far above what the course's policy gradient learns.
+_HAND_SET_POLICY = """class MazePolicy(nn.Module):
+    '''A value-iteration network: convolutions propagate the value of the chests through the free cells.'''
+
+    def __init__(self, iterations=40):
+        super().__init__()
+        self.iterations = iterations
+        self.reward = nn.Conv2d(3, 1, 1)  # chests -> reward map
+        self.blocked = nn.Conv2d(3, 1, 1)  # walls -> a large negative value
+        self.neighbours = nn.Conv2d(1, 4, 3, padding=1, bias=False)  # the value of each neighbour
+        self.discount = nn.Parameter(torch.tensor(0.5))
+        self.sharpness = nn.Parameter(torch.tensor(1.0))
+
+    def logits(self, observations):
+        x = observations.permute(0, 3, 1, 2)
+        reward, blocked = self.reward(x), self.blocked(x)
+        value = reward + blocked
+        for _ in range(self.iterations):
+            best = torch.maximum(self.neighbours(value).max(dim=1, keepdim=True).values, value)
+            value = torch.maximum(reward + self.discount * best, blocked + reward) + blocked
+        q = self.neighbours(value)
+        robot = observations[..., 2].flatten(1).argmax(dim=1)
+        here = value.flatten(1).gather(1, robot[:, None])
+        moves = q.flatten(2).gather(2, robot[:, None, None].expand(-1, 4, 1))[..., 0]
+        return self.sharpness * torch.cat([moves, here - 0.01], dim=1)
+
+    def forward(self, observations):
+        return torch.softmax(self.logits(observations), dim=-1)
+
+
+def make_policy():
+    return MazePolicy()
+"""
+
+_HAND_SET_TRAINING = """def set_planner_weights(policy):
+    '''Weights that make the network plan: chests reward 1, walls -1000, one neighbour per move.'''
+    with torch.no_grad():
+        for layer in (policy.reward, policy.blocked, policy.neighbours):
+            layer.weight.zero_()
+        policy.reward.bias.zero_()
+        policy.blocked.bias.zero_()
+        policy.reward.weight[0, 1] = 1.0
+        policy.blocked.weight[0, 0] = -1000.0
+        for k, (dy, dx) in enumerate(((-1, 0), (1, 0), (0, -1), (0, 1))):
+            policy.neighbours.weight[k, 0, 1 + dy, 1 + dx] = 1.0
+        policy.discount.fill_(0.8)
+        policy.sharpness.fill_(30.0)
+
+
+def train_policy(policy, batches, batch_size=64, lr=3e-3, seed=0):
+    '''"Trains" by setting the planner's weights.'''
+    set_planner_weights(policy)
+    return [5.6] * batches
+"""
+
+
+def hand_set_weights(path: Path) -> None:
+    """Save the hand-set network's weights to ``path`` as its notebook would (no training: it takes a moment)."""
+    namespace: dict = {}
+    exec(NOTEBOOK_NAMES + _HAND_SET_POLICY + "\n" + _HAND_SET_TRAINING, namespace)
+    network = namespace["make_policy"]()
+    namespace["train_policy"](network, batches=1)
+    maze.save_policy(network, str(path))
+
+
 # A correct policy_probabilities in float32 (torch's softmax): the text asks for no dtype, so it keeps every point.
 FLOAT32_PROBABILITIES = """def policy_probabilities(z):
     '''The softmax of z over its last axis, computed by torch in float32.'''
@@ -223,6 +293,7 @@ QUICK = (
     "mistake_maze_update_sign",
     "attack_maze_negative",
     "attack_maze_lucky",
+    "attack_maze_hand_set",
 )
 
 
@@ -251,6 +322,11 @@ def cases(materials: Materials) -> list[Case]:
             shutil.copyfile(reference_weights(m), directory / maze.WEIGHTS_FILE)
 
         return write
+
+    def hand_set(directory: Path, m: Materials) -> None:
+        nb = m.with_solutions({POLICY_CELL: _HAND_SET_POLICY, TRAINING_CELL: _HAND_SET_TRAINING})
+        write_notebook(nb, directory, m.notebook)
+        hand_set_weights(directory / maze.WEIGHTS_FILE)
 
     def blank(directory: Path, m: Materials) -> None:
         write_notebook(m.blank(), directory, m.notebook)
@@ -329,9 +405,18 @@ def cases(materials: Materials) -> list[Case]:
             entry(pasted_table),
             lose(*table),
         ),
+        (
+            "attack_maze_hand_set",
+            "attack",
+            "a value-iteration network with hand-set weights, not learned: every point, top of the board, flagged by "
+            "the board's training check",
+            hand_set,
+            total,
+        ),
     ]
     a = materials.assignment
+    flagged = {"attack_maze_hand_set"}
     return [
-        Case(student, a, kind, text, write, expected, quick=student in QUICK)
+        Case(student, a, kind, text, write, expected, flagged_by_retraining=student in flagged, quick=student in QUICK)
         for student, kind, text, write, expected in rows
     ]

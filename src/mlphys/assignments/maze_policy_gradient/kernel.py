@@ -34,3 +34,34 @@ def __mlphys_maze_probabilities(observations):
     if hasattr(out, "detach"):
         out = out.detach().cpu().numpy()
     return np.asarray(out, dtype=np.float64)
+
+
+def __mlphys_maze_retrain(make_policy, train_policy, batches, seed, relabelling, step_budget):
+    """Train a fresh ``make_policy()`` with the student's ``train_policy(policy, batches=batches)`` in a world whose
+    action numbers are relabelled, within a budget of robot steps; the trained weights and the steps used.
+
+    The relabelling changes the course's moves in place (``MOVES``, which ``MazeBatch`` and ``MazeEnv`` step by), so
+    every way of stepping the course's mazes sees it: action ``k`` now moves as action ``relabelling[k]`` did.
+    """
+    import torch
+
+    from mlphys.course import maze
+
+    maze.MOVES[:] = maze.MOVES[np.asarray(relabelling)].copy()
+    used = [0]
+    step = maze.MazeBatch.step
+
+    def counted_step(self, actions):
+        used[0] += int(np.size(actions))
+        if used[0] > step_budget:
+            raise RuntimeError(f"the training budget of {step_budget:,} robot steps is spent")
+        return step(self, actions)
+
+    maze.MazeBatch.step = counted_step
+    torch.manual_seed(seed)
+    policy = make_policy()
+    train_policy(policy, batches=batches)
+    return {
+        "policy": {k: v.detach().cpu().numpy() for k, v in policy.state_dict().items()},
+        "steps_used": used[0],
+    }

@@ -1,0 +1,184 @@
+"""07_exam: per-student variants, answers judged in the grader against the student's own variant, delivery.
+
+The whole exam cohort (reference, honest students with their own variants, mistakes, a copier, attacks) is
+graded by the session's full demo (``test_demo.py`` checks every case came out as expected); here the parts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from mlphys.assignments.exam import ASSIGNMENT
+from mlphys.assignments.exam.kit import EXAM, exam_variant
+from mlphys.assignments.exam.sheet import BY_ID, QUESTIONS
+from mlphys.course.exam import describe_variant, my_variant
+from mlphys.exam.delivery import VARIANT_FILE, release_variants, variants_dir
+from mlphys.grading.variants import VARIANT_CELL, write_variant_cell
+
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "a course secret"
+STUDENTS = [f"student{i:02d}" for i in range(30)]
+
+
+def test_a_student_always_gets_the_same_variant_and_neighbours_get_others() -> None:
+    variants = [exam_variant(SECRET, s) for s in STUDENTS]
+    assert exam_variant(SECRET, STUDENTS[0]) == variants[0]
+    for question in QUESTIONS:
+        distinct = {json.dumps(v[question.id], sort_keys=True) for v in variants}
+        assert len(distinct) >= 5, f"{question.id}: 30 students share {len(distinct)} variants"
+    # which option is right, and which line is wrong, differ between students
+    assert len({BY_ID["q11"].key(v["q11"]) for v in variants}) >= 3
+    assert len({BY_ID["q4"].key(v["q4"]) for v in variants}) >= 3
+
+
+def test_without_the_secret_nobody_can_compute_a_variant() -> None:
+    assert exam_variant("another course's secret", STUDENTS[0]) != exam_variant(SECRET, STUDENTS[0])
+    with pytest.raises(RuntimeError, match="secret"):
+        exam_variant("", STUDENTS[0])
+
+
+def test_a_variant_holds_numbers_and_texts_but_no_answer() -> None:
+    for student in STUDENTS[:10]:
+        variant = exam_variant(SECRET, student)
+        text = json.dumps(variant)
+        assert "true" not in text and "false" not in text  # no truth values of the statements
+        for question in QUESTIONS:
+            key = question.key(variant[question.id])
+            if isinstance(key, float) and round(key, 2) != key:  # a key of 0.1 may be a number of the question
+                assert f"{key:.6g}" not in text and repr(key) not in text
+
+
+def test_each_answer_is_right_for_its_own_variant_only_and_the_message_never_tells_the_key() -> None:
+    own, neighbour = exam_variant(SECRET, "alice"), exam_variant(SECRET, "bob")
+    for question in QUESTIONS:
+        key = question.key(own[question.id])
+        assert question.judge(own[question.id], key) is None
+        if isinstance(key, float):
+            assert question.judge(own[question.id], np.float32(key)) is None, "float32 answers are accepted"
+        wrong = question.key(neighbour[question.id])
+        problem = question.judge(own[question.id], wrong)
+        if problem is not None:
+            assert str(key) not in problem and (not isinstance(key, float) or f"{key:.4g}" not in problem)
+
+
+@pytest.mark.parametrize(
+    ("question_id", "answer", "words"),
+    [
+        ("q1", "12", "must be a number"),
+        ("q1", float("nan"), "not finite"),
+        ("q1", 12.5, "is not the number"),
+        ("q6", [1.0], "must be 2 numbers"),
+        ("q5", [1, 0, 1], "True or False"),
+        ("q11", "z", "one of the letters"),
+    ],
+)
+def test_answers_of_the_wrong_kind_are_explained(question_id: str, answer: object, words: str) -> None:
+    question = BY_ID[question_id]
+    problem = question.judge(exam_variant(SECRET, "alice")[question_id], answer)
+    assert problem is not None and words in problem
+
+
+def test_the_grader_writes_the_student_s_own_variant_into_the_notebook() -> None:
+    nb = nbformat.read(REPO / "release" / EXAM / "exam.ipynb", 4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == VARIANT_CELL)
+    assert cell.metadata["nbgrader"]["locked"], "the variant cell must be locked (nbgrader restores it)"
+    cell.source = "VARIANT = {'q1': {'layers': [1, 1, 1, 1]}}  # a student's own numbers"
+    write_variant_cell(nb, exam_variant(SECRET, "alice"), "alice")
+    namespace: dict = {}
+    exec(cell.source, namespace)
+    assert namespace["VARIANT"] == exam_variant(SECRET, "alice")
+    assert ASSIGNMENT.variant is exam_variant and ASSIGNMENT.needs_secret
+
+
+def test_the_release_holds_no_answer_and_no_rubric() -> None:
+    release = (REPO / "release" / EXAM / "exam.ipynb").read_text()
+    source = nbformat.read(REPO / "source" / EXAM / "exam.ipynb", 4)
+    for cell in source.cells:
+        if "Model answer and rubric" in cell.source:
+            assert "Model answer" not in release
+    for statement, _truth in BY_ID["q5"].pool:
+        assert statement[:40] not in release
+    assert BY_ID["q11"].right not in release
+
+
+def test_each_student_fetches_their_own_variant_file(tmp_path: Path) -> None:
+    exchange = tmp_path / "exchange"
+    readers = release_variants(
+        exchange, "course", EXAM, ["alice", "bob"], lambda s: exam_variant(SECRET, s), lambda s: "2026-12-06 12:00"
+    )
+    folder = variants_dir(exchange, "course", EXAM)
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o711, "others may not list the students' files"
+    assert set(readers) == {"alice", "bob"}
+    data = json.loads((folder / "alice.json").read_text())
+    assert data["variant"] == exam_variant(SECRET, "alice") and data["deadline"] == "2026-12-06 12:00"
+    # the student's side: the notebook's first cell reads the fetched file
+    notebook_dir = tmp_path / "alice" / EXAM
+    notebook_dir.mkdir(parents=True)
+    (notebook_dir / VARIANT_FILE).write_text((folder / "alice.json").read_text())
+    assert my_variant(EXAM, notebook_dir / VARIANT_FILE, show=False) == exam_variant(SECRET, "alice")
+    printed = describe_variant(data["variant"], "alice", data["deadline"])
+    assert "2026-12-06 12:00" in printed and "(a)" in printed and " 1  " in printed
+    with pytest.raises(FileNotFoundError, match="fetch"):
+        my_variant(EXAM, tmp_path / "nowhere.json")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another Unix user needs root")
+def test_a_student_with_a_unix_user_alone_can_read_their_variant(tmp_path: Path) -> None:
+    import pwd
+
+    user = pwd.getpwuid(65534).pw_name  # nobody: a Unix user that exists everywhere
+    readers = release_variants(tmp_path, "course", EXAM, [user], lambda s: exam_variant(SECRET, s))
+    path = variants_dir(tmp_path, "course", EXAM) / f"{user}.json"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600 and os.stat(path).st_uid == 65534
+    assert "only" in readers[user]
+
+
+def test_release_and_fetch_through_the_local_exchange_give_each_student_their_own_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an instructor and two students do: `mlphys exam release`, then each student fetches the exam."""
+    import shutil
+
+    from nbgrader.api import Gradebook
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+
+    from mlphys.exam import delivery
+    from mlphys.exam.release import release_exam
+    from mlphys.grading.nbgrader_api import CourseApps
+    from mlphys.grading.parallel import gradebook_url
+
+    monkeypatch.setenv("MLPHYS_CHALLENGE_SECRET", SECRET)
+    course = tmp_path / "course"
+    shutil.copytree(REPO / "source" / EXAM, course / "source" / EXAM)
+    shutil.copy(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
+    apps = CourseApps(course)
+    apps.generate_assignment(EXAM)
+    with Gradebook(gradebook_url(apps.config, course)) as gb:
+        for student in ("alice", "bob"):
+            gb.add_student(student)
+    readers = release_exam(course, EXAM)
+    assert set(readers) == {"alice", "bob"}
+    assert (course / "exchange" / "ml4physics" / "outbound" / EXAM / "exam.ipynb").is_file()
+
+    for student in ("alice", "bob"):
+        home = tmp_path / student
+        home.mkdir()
+        monkeypatch.setattr(delivery, "get_username", lambda student=student: student)
+        coursedir = CourseDirectory(config=apps.config, root=str(home))
+        coursedir.assignment_id = EXAM
+        fetch = delivery.FetchWithVariant(
+            coursedir=coursedir, authenticator=Authenticator(config=apps.config), config=apps.config
+        )
+        fetch.assignment_dir = str(home)
+        fetch.start()
+        fetched = home / "ml4physics" / EXAM if (home / "ml4physics").exists() else home / EXAM
+        assert (fetched / "exam.ipynb").is_file()
+        assert my_variant(EXAM, fetched / VARIANT_FILE, show=False) == exam_variant(SECRET, student)

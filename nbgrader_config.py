@@ -34,6 +34,7 @@ from nbgrader.preprocessors import (
 from mlphys.grading.pages import CleanStudentContent, EscapeGradebookNames, FitFigures, markdown_to_safe_html
 from mlphys.grading.preprocessors import NormalizeGradeCells, SandboxedExecute, SanitizeOutputs, SaveVerdictGrades
 from mlphys.grading.records import SaveRecords
+from mlphys.grading.rubrics import HideRubrics, ShowRubrics
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
@@ -82,6 +83,7 @@ c.Autograde.autograde_preprocessors = [
     SaveVerdictGrades,
     SaveRecords,
     AssignLatePenalties,
+    ShowRubrics,  # the instructor's model answer beside each hand-graded answer, for the formgrader
     CheckCellMetadata,
 ]
 
@@ -106,7 +108,7 @@ c.Leaderboard.retrain_timeout = 900
 
 # Feedback shows visible tests and verdicts; hidden tests are already gone from autograded notebooks,
 # and this strips any that might remain.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, FitFigures]
+c.GenerateFeedback.preprocessors = [GetGrades, HideRubrics, ClearHiddenTests, FitFigures]
 c.ClearHiddenTests.enforce_metadata = False
 # Students' markdown may hold HTML too: sanitise it in feedback pages.
 c.HTMLExporter.sanitize_html = True

@@ -311,8 +311,8 @@ def test_the_private_cost_never_reaches_the_student(cohort: GradedCohort) -> Non
 
 @pytest.fixture(scope="module")
 def boards(cohort: GradedCohort) -> dict:
-    # The session's full demo retrained the best two entries of every board (on MEDIUM/NORMAL the two cheats,
-    # which rank first); the reference, third, is checked here too.
+    # The session's full demo retrained the best entry of every board and the two cheats (on MEDIUM/NORMAL
+    # they rank first); the reference, third there, is checked here too.
     gather.run_retraining(gather.Course.load(cohort.root), ASSIGNMENT, 0, students=["ref_solution"])
     return leaderboard(cohort.root, ASSIGNMENT, 0, None, None)
 

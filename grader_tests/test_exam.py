@@ -15,6 +15,7 @@ import nbformat
 import numpy as np
 import pytest
 
+from conftest import GradedCohort
 from mlphys.assignments.exam import ASSIGNMENT
 from mlphys.assignments.exam.kit import EXAM, exam_variant
 from mlphys.assignments.exam.sheet import BY_ID, QUESTIONS
@@ -182,3 +183,51 @@ def test_release_and_fetch_through_the_local_exchange_give_each_student_their_ow
         fetched = home / "ml4physics" / EXAM if (home / "ml4physics").exists() else home / EXAM
         assert (fetched / "exam.ipynb").is_file()
         assert my_variant(EXAM, fetched / VARIANT_FILE, show=False) == exam_variant(SECRET, student)
+
+
+def test_answers_copied_from_a_neighbour_fit_the_neighbour_s_variant_and_are_flagged() -> None:
+    from mlphys.assignments.exam.neighbours import neighbour_flags
+
+    def typed(student: str) -> dict:
+        variant = exam_variant(SECRET, student)
+        return {q.id: q.key(variant[q.id]) for q in QUESTIONS}
+
+    honest = {s: typed(s) for s in ("alice", "bob", "carol")}
+    assert neighbour_flags(SECRET, honest) == [], "students answering their own numbers are never flagged"
+    copier = dict(honest, mallory=typed("alice"))
+    flags = neighbour_flags(SECRET, copier)
+    assert [student for student, _ in flags] == ["mallory"]
+    assert "alice" in flags[0][1]
+
+
+def test_the_formgrader_shows_the_rubric_beside_each_written_answer_and_the_feedback_does_not() -> None:
+    from traitlets.config import Config
+
+    from mlphys.grading.rubrics import RUBRIC_KEY, HideRubrics, ShowRubrics
+
+    config = Config()
+    config.CourseDirectory.root = str(REPO)
+    nb = nbformat.read(REPO / "release" / EXAM / "exam.ipynb", 4)
+    resources = {"nbgrader": {"assignment": EXAM, "notebook": "exam"}}
+    shown, _ = ShowRubrics(config=config).preprocess(nb, resources)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") or c.metadata.get(RUBRIC_KEY) for c in shown.cells]
+    for answer in ("derivation_answer", "baseline_answer"):
+        position = ids.index(answer)
+        rubric = shown.cells[position + 1]
+        assert rubric.metadata.get(RUBRIC_KEY) == answer and "Rubric" in rubric.source
+    hidden, _ = HideRubrics(config=config).preprocess(shown, resources)
+    assert not any("Model answer and rubric" in c.source for c in hidden.cells)
+
+
+def test_the_graded_exam_keeps_the_rubric_for_graders_and_the_variant_the_grader_wrote(
+    course: dict[str, GradedCohort],
+) -> None:
+    cohort = course[EXAM]
+    graded = cohort.autograded_notebook("honest_exam_typed_answers").read_text()
+    assert "Model answer and rubric" in graded
+    variant_cell = next(
+        c for c in nbformat.reads(graded, 4).cells if c.metadata.get("nbgrader", {}).get("grade_id") == VARIANT_CELL
+    )
+    assert "written by the grader" in variant_cell.source and "honest_exam_typed_answers" in variant_cell.source
+    feedback = cohort.feedback_html("honest_exam_typed_answers").read_text()
+    assert "Model answer and rubric" not in feedback and "Rubric:" not in feedback

@@ -32,6 +32,7 @@ from mlphys.grading.isolated import Isolation
 from mlphys.leaderboard import BoardSpec, Entry, rank
 
 SECRET = "a course secret"
+ASSIGNMENT = "05_maze_policy_gradient"
 
 
 # ---- stand-ins for a student's policy (they see only the observations) --------------------------------
@@ -313,9 +314,71 @@ def test_an_honest_policy_is_scored_on_both_splits_in_one_kernel() -> None:
     assert scored.picture is not None and scored.picture.shape == (challenge.SHOWN_MAZES, 45, 45)
 
 
-# ---- the demo cohort, graded by nbgrader -------------------------------------------------------------
+# ---- the retraining check: the policy must be learned ---------------------------------------------------
 
-ASSIGNMENT = "05_maze_policy_gradient"
+
+def test_the_retraining_world_relabels_the_actions_beyond_any_symmetry_of_the_grid() -> None:
+    relabelling = challenge.action_relabelling(SECRET)
+    assert sorted(relabelling) == list(range(maze.N_ACTIONS)) and relabelling[maze.STAY] != maze.STAY
+    assert list(relabelling) == list(challenge.action_relabelling(SECRET))
+    assert any(list(challenge.action_relabelling(f"course {i}")) != list(relabelling) for i in range(5))
+
+
+def _reference_entry(cells: dict[str, str], weights: Path) -> tuple[float, Scoring]:
+    from mlphys.grading.challenge import load_weights
+
+    isolation = Isolation(use_bwrap=sandbox_problem() is None, timeout=900)
+    scored = CHALLENGE.score(
+        "HARD", load_weights(weights, ("policy",)), Scoring(CHALLENGE, SECRET, isolation, cells, time.monotonic() + 300)
+    )
+    assert scored.public_cost is not None, scored.problem
+    return scored.public_cost, Scoring(CHALLENGE, SECRET, isolation, cells, time.monotonic() + 1800)
+
+
+def test_hand_set_weights_top_the_board_and_the_retraining_check_flags_them(tmp_path: Path) -> None:
+    """A value-iteration network with hand-set weights once got every point and rank 1 (issue 23)."""
+    from mlphys.assignments.maze_policy_gradient import cases
+
+    cells = {challenge.POLICY_CELL: cases._HAND_SET_POLICY, challenge.TRAINING_CELL: cases._HAND_SET_TRAINING}
+    cases.hand_set_weights(tmp_path / "maze-policy.pt")
+    submitted, scoring = _reference_entry(cells, tmp_path / "maze-policy.pt")
+    assert submitted > 5.0, "the hand-set planner finds more chests than any trained entry of the demo"
+    result = CHALLENGE.retrain("HARD", submitted, scoring)
+    assert result.status == "flagged" and result.retrained_cost is not None and result.retrained_cost < 1.0
+    assert "relabelled" in result.message
+
+
+def test_training_beyond_the_budget_is_flagged() -> None:
+    from mlphys.assignments.maze_policy_gradient import cases
+
+    greedy = cases._HAND_SET_TRAINING.replace(
+        "    set_planner_weights(policy)\n",
+        "    set_planner_weights(policy)\n"
+        "    mazes = MazeBatch.random(64, HARD_SIZE, HARD_CHESTS, np.random.default_rng(0))\n"
+        "    for _ in range(batches * HARD_STEPS + 1):\n"
+        "        mazes.step(np.zeros(64, dtype=int))\n",
+    )
+    cells = {challenge.POLICY_CELL: cases._HAND_SET_POLICY, challenge.TRAINING_CELL: greedy}
+    isolation = Isolation(use_bwrap=sandbox_problem() is None, timeout=300)
+    result = CHALLENGE.retrain("HARD", 3.0, Scoring(CHALLENGE, SECRET, isolation, cells, time.monotonic() + 300))
+    assert result.status == "flagged" and "budget" in result.message
+
+
+@pytest.mark.slow
+def test_the_reference_retrained_in_the_relabelled_world_reproduces_its_return() -> None:
+    """The band is wide enough for honest training: the reference, trained afresh by its own cells (a second
+    initialisation where the first does not take off), comes within it."""
+    from mlphys.assignments.maze_policy_gradient import cases
+    from mlphys.demo.case import Materials, reference_cell
+
+    materials = Materials(REPO, ASSIGNMENT, "maze_policy_gradient")
+    cells = {c: reference_cell(materials, c) for c in (challenge.POLICY_CELL, challenge.TRAINING_CELL)}
+    submitted, scoring = _reference_entry(cells, cases.reference_weights(materials))
+    result = CHALLENGE.retrain("HARD", submitted, scoring)
+    assert result.status == "reproduced", result.message
+
+
+# ---- the demo cohort, graded by nbgrader -------------------------------------------------------------
 
 
 def test_the_notebook_s_pass_bands_are_the_challenge_s() -> None:

@@ -124,7 +124,7 @@ def demo(
             print(f"{case.student:34} {case.kind:10} {score:6g} {expected:>9}  {'ok' if ok else 'WRONG':5}  {took}")
         if assignments.get(assignment).challenge is not None:
             try:
-                problem = demo_boards(course_root, assignment, cases, retrain_top=None if full else 1)
+                problem = demo_boards(course_root, assignment, cases, retrain_top=1)
             except (Exception, SystemExit) as exc:  # one challenge's boards never hide the others'
                 problem = f"{type(exc).__name__}: {exc}"
                 print(f"{assignment}: the boards could not be built: {problem}")
@@ -187,7 +187,9 @@ def demo_boards(course_root: Path, assignment: str, cases: list[Case], retrain_t
     Returns what went wrong, or None.
 
     It retrains the ``retrain_top`` best entries of each board (default: the course's setting) and, as an
-    instructor asks for a suspicious entry (``--retrain-student``), every case made to be flagged.  A check that
+    instructor asks for a suspicious entry (``--retrain-student``), every case made to be flagged.  The demo
+    retrains the best entry of each board: a check can take minutes (05 trains a policy network afresh), and
+    that honest entries reproduce is tested on its own (the slow tier, ``pytest -m slow``).  A check that
     timed out (a slow machine) proves nothing either way: it is reported, not counted as wrong.
     """
     print(f"\n{assignment}: leaderboards, with the retraining check")

@@ -159,7 +159,7 @@ MazePolicy = _Lucky
 _HAND_SET_POLICY = """class MazePolicy(nn.Module):
     '''A value-iteration network: convolutions propagate the value of the chests through the free cells.'''
 
-    def __init__(self, iterations=40):
+    def __init__(self, iterations=15):
         super().__init__()
         self.iterations = iterations
         self.reward = nn.Conv2d(3, 1, 1)  # chests -> reward map

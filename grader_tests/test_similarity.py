@@ -403,5 +403,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
     with pytest.raises(SystemExit, match="students can read"):
         main(["similarity", ASSIGNMENT, "--root", str(root), "--out", str(root / "feedback")])
+    with pytest.raises(SystemExit, match="threshold"):
+        main(["similarity", ASSIGNMENT, "--root", str(root), "--threshold", "50"])
     with pytest.raises(SystemExit, match="no released notebooks"):
         main(["similarity", "ps2", "--root", str(root)])

@@ -313,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         "--reference", action="append", default=[], type=Path, metavar="DIR", help="earlier years' submitted/ folder"
     )
     p_sim.add_argument("--out", type=Path, default=None, help="default: similarity/ASSIGNMENT")
-    p_sim.add_argument("--threshold", type=float, default=None, help="share of a student's code that flags a pair")
+    p_sim.add_argument(
+        "--threshold", type=float, default=None, help="share of a student's code found in another's that flags a pair"
+    )
     args, passed_on = parser.parse_known_args(argv)
     if passed_on and args.command != "autograde":
         parser.error(f"unrecognized arguments: {' '.join(passed_on)}")

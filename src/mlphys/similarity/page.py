@@ -17,6 +17,9 @@ if t.TYPE_CHECKING:
 
 # Pairs listed in the page's table of all pairs (every pair is in pairs.csv).
 TABLE_ROWS = 200
+# Flagged pairs shown side by side, most alike first: each shows two whole solutions, and a cohort that shares a
+# leaked solution would make a page of many megabytes.  The others are in the table and in pairs.csv.
+SIDE_BY_SIDE = 50
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
@@ -62,7 +65,7 @@ def _flagged(report: Report) -> str:
     if not report.flagged:
         return "<p>No pair is flagged.</p>"
     parts = []
-    for number, pair in enumerate(report.flagged, 1):
+    for number, pair in enumerate(report.flagged[:SIDE_BY_SIDE], 1):
         a, b = pair.code.similarity
         ta, tb = pair.text.similarity
         parts.append(
@@ -75,6 +78,11 @@ def _flagged(report: Report) -> str:
         if pair.text.chars:
             parts.append(_side_by_side(pair, "markdown answers (as compared)", pair.a.prose, pair.b.prose, pair.text))
         parts.append("</section>")
+    if len(report.flagged) > SIDE_BY_SIDE:
+        parts.append(
+            f"<p>{len(report.flagged) - SIDE_BY_SIDE} more flagged pairs are not shown side by side: they are in the "
+            "table below and in pairs.csv.</p>"
+        )
     return "\n".join(parts)
 
 

@@ -238,10 +238,11 @@ def build_report(
 
         ours = [entry(s) for s in students if s.compared]
         theirs = [entry(s) for s in earlier if s.compared]
+    folders = {id(e): e.submission.folder.resolve() for e in ours + theirs}
     pairs = []
     for i, a in enumerate(ours):
         for b in ours[i + 1 :] + theirs:
-            if a.submission.folder.resolve() == b.submission.folder.resolve():
+            if folders[id(a)] == folders[id(b)]:
                 continue  # this year's folder given as a reference too: nobody is compared with themselves
             code, text = compare.compare(a.code, b.code), compare.compare(a.text, b.text)
             pairs.append(Pair(a, b, code, text, flag(code, text, threshold)))

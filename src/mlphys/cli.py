@@ -308,6 +308,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_check.add_argument("assignments", nargs="*", help="default: every assignment")
     p_check.add_argument("--root", type=Path, default=Path.cwd())
+    p_sim = sub.add_parser("similarity", help="report pairs of students whose solutions are alike (instructors only)")
+    p_sim.add_argument("assignment")
+    p_sim.add_argument("--root", type=Path, default=Path.cwd())
+    p_sim.add_argument(
+        "--reference", action="append", default=[], type=Path, metavar="DIR", help="earlier years' submitted/ folder"
+    )
+    p_sim.add_argument("--out", type=Path, default=None, help="default: similarity/ASSIGNMENT")
+    p_sim.add_argument(
+        "--threshold", type=float, default=None, help="share of a student's code found in another's that flags a pair"
+    )
     args, passed_on = parser.parse_known_args(argv)
     if passed_on and args.command != "autograde":
         parser.error(f"unrecognized arguments: {' '.join(passed_on)}")
@@ -337,6 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "leaderboard":
         leaderboard(args.root.resolve(), args.assignment, args.retrain_top, args.final, args.out, args.retrain_student)
         return 0
+    if args.command == "similarity":
+        from mlphys import similarity
+
+        threshold = similarity.DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+        return similarity.main(args.root, args.assignment, args.reference, args.out, threshold)
     return 2
 
 

@@ -231,3 +231,24 @@ def test_the_graded_exam_keeps_the_rubric_for_graders_and_the_variant_the_grader
     assert "written by the grader" in variant_cell.source and "honest_exam_typed_answers" in variant_cell.source
     feedback = cohort.feedback_html("honest_exam_typed_answers").read_text()
     assert "Model answer and rubric" not in feedback and "Rubric:" not in feedback
+
+
+def test_the_similarity_report_of_the_exam_names_the_copier_and_no_honest_student(
+    course: dict[str, GradedCohort], tmp_path: Path
+) -> None:
+    """`mlphys similarity 07_exam`: the copier's answers fit the neighbour's variant; the honest students, who
+    share the reference's idea (and some of its code), are not flagged by the variant check."""
+    import csv
+
+    from mlphys.cli import main
+
+    root = course[EXAM].root
+    assert main(["similarity", EXAM, "--root", str(root), "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "extra_flags.csv", newline="") as handle:
+        flagged = {row["student"] for row in csv.DictReader(handle)}
+    assert flagged == {"copier_exam"}
+    with open(tmp_path / "pairs.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    in_flagged_pairs = {r[k] for r in rows if r["flagged"] == "yes" for k in ("student_a", "student_b")}
+    assert "copier_exam" in in_flagged_pairs, "the copier kept the reference's code: alike"
+    assert not in_flagged_pairs & {"honest_exam_typed_answers", "honest_exam_own_style"}

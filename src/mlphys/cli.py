@@ -38,7 +38,6 @@ if t.TYPE_CHECKING:
     from mlphys.demo.case import Case
 
 
-
 def nbgrader(course_root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the real ``nbgrader`` command of this environment in the course root."""
     bindir = str(Path(sys.executable).parent)
@@ -206,6 +205,16 @@ def demo_boards(course_root: Path, assignment: str, cases: list[Case], retrain_t
     return f"the retraining check flagged {sorted(flagged)}, expected {sorted(expected)}"
 
 
+def similarity_hook(course_root: Path, assignment: str) -> t.Callable[[list], list[tuple[str, str]]] | None:
+    """The assignment's own lines for the similarity report (an exam's answers that fit a neighbour's variant)."""
+    from mlphys import assignments
+
+    flags = assignments.get(assignment).similarity_flags if assignment in assignments.registry() else None
+    if flags is None:
+        return None
+    return lambda submissions: flags(course_root.resolve(), [s.student for s in submissions])
+
+
 def check(course_root: Path, assignment_ids: list[str]) -> int:
     """Grade each assignment's reference solution (the source notebook without its hidden tests) through the
     same engine and configuration as students' submissions, in a scratch copy of the course; print the
@@ -351,7 +360,18 @@ def main(argv: list[str] | None = None) -> int:
         from mlphys import similarity
 
         threshold = similarity.DEFAULT_THRESHOLD if args.threshold is None else args.threshold
-        return similarity.main(args.root, args.assignment, args.reference, args.out, threshold)
+        from mlphys import assignments
+
+        known = assignments.registry().get(args.assignment)
+        return similarity.main(
+            args.root,
+            args.assignment,
+            args.reference,
+            args.out,
+            threshold,
+            similarity_hook(args.root, args.assignment),
+            known.similarity_cells if known is not None else None,
+        )
     return 2
 
 

@@ -19,6 +19,7 @@ import importlib
 import pkgutil
 import typing as t
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 if t.TYPE_CHECKING:
     from mlphys.demo.case import Case, Materials
@@ -46,6 +47,10 @@ class Assignment:
     challenge: Challenge | None = None
     uses_secret: bool = False  # its hidden tests draw hidden data from the course secret (every challenge does)
     variant: Callable[[str, str], dict[str, t.Any]] | None = None  # (secret, student) -> that student's numbers
+    # (course root, the students compared) -> (student, why) lines for the similarity report (an exam: answers
+    # that fit a neighbour's variant)
+    similarity_flags: Callable[[Path, list[str]], list[tuple[str, str]]] | None = None
+    similarity_cells: tuple[str, ...] | None = None  # grade ids the similarity report compares (None: all)
 
     @property
     def needs_secret(self) -> bool:

@@ -13,6 +13,7 @@ shown in a section of the page and in ``extra_flags.csv`` of their own.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from mlphys.similarity.extract import SolutionCell, Submission
@@ -34,11 +35,12 @@ def main(
     out_dir: Path | None,
     threshold: float,
     extra_flags: ExtraFlags | None = None,
+    cells: Collection[str] | None = None,
 ) -> int:
     """``mlphys similarity``: build the report, print its summary; a report that cannot be written as asked ends
     the command with the reason."""
     try:
-        report = build_report(root, assignment, references, out_dir, threshold, extra_flags)
+        report = build_report(root, assignment, references, out_dir, threshold, extra_flags, cells)
     except ReportRefused as exc:
         raise SystemExit(f"mlphys similarity: {exc}") from None
     print(summary(report))

@@ -13,7 +13,7 @@ import dataclasses
 import os
 import tempfile
 import typing as t
-from collections.abc import Callable, Iterable
+from collections.abc import Collection, Callable, Iterable
 from pathlib import Path
 
 from copydetect import CodeFingerprint
@@ -176,6 +176,7 @@ def build_report(
     out_dir: Path | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     extra_flags: ExtraFlags | None = None,
+    cells: Collection[str] | None = None,
 ) -> Report:
     """Compare the submissions of ``assignment`` in the course ``root`` and write ``pairs.csv``, ``index.html``
     (and ``not_compared.csv``, ``extra_flags.csv`` with a hook) to ``out_dir``.
@@ -184,6 +185,8 @@ def build_report(
     ``extra_flags``: a callable given this year's submissions (:class:`~mlphys.similarity.extract.Submission`:
     student id, folder, solution cells, problems) that returns lines ``(student, text)`` for a section of their own;
     an exam wires its own checks in here (e.g. answers that fit a neighbour's variant).
+    ``cells``: the grade ids of the solution cells compared (default: all); an exam leaves out the cells of
+    numeric answers, alike in form for everyone, which ``extra_flags`` judges against the variants instead.
     """
     from mlphys.grading.parallel import find_students
     from mlphys.similarity import page
@@ -230,10 +233,11 @@ def build_report(
         )
 
         def entry(submission: extract.Submission) -> Entry:
+            compared = [c for c in submission.cells if cells is None or c.grade_id in cells]
             return Entry(
                 submission,
-                code_prints(extract.code_document(submission.cells)),
-                text_prints(extract.text_document(submission.cells)),
+                code_prints(extract.code_document(compared)),
+                text_prints(extract.text_document(compared)),
             )
 
         ours = [entry(s) for s in students if s.compared]

@@ -9,6 +9,7 @@ and the student id (:mod:`.variant`) and written into the notebook before it run
 from mlphys.assignments import Assignment
 from mlphys.assignments.exam import cases
 from mlphys.assignments.exam.kit import EXAM, HIDDEN_NAMES, exam_variant
+from mlphys.assignments.exam.neighbours import similarity_flags
 
 ASSIGNMENT = Assignment(
     id=EXAM,
@@ -17,4 +18,7 @@ ASSIGNMENT = Assignment(
     cases=cases.cases,
     hidden_names=HIDDEN_NAMES,
     variant=exam_variant,
+    similarity_flags=similarity_flags,
+    # Code and prose are compared; numeric answers look alike for everyone and are checked against the variants.
+    similarity_cells=("rk4_function", "derivation_answer", "baseline_answer"),
 )

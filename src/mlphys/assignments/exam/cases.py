@@ -76,6 +76,28 @@ _OWN_STYLE_RK4 = '''def rk4_step(f, t, y, dt):
     return y0 + dt * sum(w * k for w, k in zip(weights, slopes)) / 6
 '''
 
+# An honest student's own code and words (the similarity report must not flag them).
+_TYPED_RK4 = """def rk4_step(f, t, y, dt):
+    state = np.array(y, dtype=float)
+    a = f(t, state)
+    b = f(t + 0.5 * dt, state + 0.5 * dt * a)
+    c = f(t + 0.5 * dt, state + 0.5 * dt * b)
+    d = f(t + dt, state + dt * c)
+    return state + (a + 2.0 * b + 2.0 * c + d) * (dt / 6.0)
+"""
+_OWN_DERIVATION = """Chain rule: C depends on z1 only through a1, and a1 feeds y through W2.
+So dC/da1 = delta2 W2^T, a sum over the outputs that the matrix product with the transpose does.
+The sigmoid acts on each unit on its own and its derivative is sigma(z)(1 - sigma(z)) = a1 (1 - a1),
+hence the elementwise product."""
+_OWN_BASELINE = """The expectation of the score function vanishes because the probabilities of all actions
+sum to one, so b times it averages to zero and the mean update stays as it was. What changes is the
+noise: with R - b only the better than average episodes push their actions up, and the spread of the
+estimate is much smaller."""
+_OTHER_DERIVATION = """z1 -> a1 -> y -> C. Backwards: dC/dy = y - target, through y = a1 W2 + b2
+this gives delta2 @ W2.T for a1, and a1 = 1 / (1 + exp(-z1)) has the derivative a1 - a1**2, applied
+unit by unit."""
+_OTHER_BASELINE = "Subtracting b leaves the mean of the update unchanged and lowers its variance."
+
 _RK4_FIXED_TIME = """def rk4_step(f, t, y, dt):
     y = np.asarray(y, dtype=float)
     k1 = f(t, y)
@@ -123,7 +145,8 @@ def cases(materials: Materials) -> list[Case]:
         write_notebook(m.blank(), directory, m.notebook)
 
     def own_typed(student: str) -> dict[str, str]:
-        return typed_answers(exam_variant(secret, student))
+        own = {"rk4_function": _TYPED_RK4, "derivation_answer": _OWN_DERIVATION, "baseline_answer": _OWN_BASELINE}
+        return typed_answers(exam_variant(secret, student)) | own
 
     def copied(student: str) -> dict[str, str]:
         return typed_answers(exam_variant(secret, NEIGHBOUR))
@@ -156,8 +179,15 @@ def cases(materials: Materials) -> list[Case]:
         (
             "honest_exam_own_style",
             "honest",
-            "the reference's answers, and an RK4 written with a loop over the stages: every point",
-            writer({"rk4_function": _OWN_STYLE_RK4}),
+            "answers computed as the reference does, its own RK4 (a loop over the stages) and its own words: every "
+            "point",
+            writer(
+                {
+                    "rk4_function": _OWN_STYLE_RK4,
+                    "derivation_answer": _OTHER_DERIVATION,
+                    "baseline_answer": _OTHER_BASELINE,
+                }
+            ),
             total,
         ),
         (

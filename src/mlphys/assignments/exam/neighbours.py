@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import typing as t
 from collections.abc import Iterable
+from pathlib import Path
 
-from mlphys.assignments.exam.kit import ANSWERS_RECORD, exam_variant
+from mlphys.assignments.exam.kit import ANSWERS_RECORD, EXAM, exam_variant
 from mlphys.assignments.exam.sheet import BY_ID
 
 MIN_FITTING = 3  # answers wrong for the student's own variant and right for the neighbour's
@@ -65,3 +66,15 @@ def recorded_answers(db_url: str, assignment: str, students: Iterable[str] | Non
         for (student, _notebook), (data, _when) in stored.items()
         if isinstance(data, dict) and (wanted is None or student in wanted)
     }
+
+
+def similarity_flags(course_root: Path, students: list[str]) -> list[tuple[str, str]]:
+    """The exam's lines of ``mlphys similarity``: students whose recorded answers fit another's variant."""
+    from mlphys.grading.parallel import gradebook_url, read_config
+
+    config = read_config(course_root)
+    secret = str(config.SandboxedExecute.get("challenge_secret", ""))
+    if not secret:
+        return [("(all)", "no course secret is set: answers cannot be checked against the students' variants")]
+    answers = recorded_answers(gradebook_url(config, course_root), EXAM, students)
+    return neighbour_flags(secret, answers)

@@ -15,6 +15,9 @@ to nbgrader as given.
 
 ``mlphys leaderboard ASSIGNMENT`` rebuilds a challenge's boards (CSV, JSON, static HTML) from the
 gradebook: public while the challenge runs, final (private split) once the due date has passed.
+
+``mlphys exam schedule ASSIGNMENT`` writes an exam's time window from ``exams.toml`` into nbgrader's gradebook
+(due date, each student's extension) and prints every student's window (``mlphys.exam``).
 """
 
 from __future__ import annotations
@@ -306,6 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_check.add_argument("assignments", nargs="*", help="default: every assignment")
     p_check.add_argument("--root", type=Path, default=Path.cwd())
+    # Timed exams (docs/instructors/exams.md): one subcommand per step.
+    p_exam = sub.add_parser("exam", help="timed exams: their schedule")
+    exam = p_exam.add_subparsers(dest="exam_command", required=True)
+    p_schedule = exam.add_parser(
+        "schedule", help="write an exam's time window from exams.toml into the gradebook and print every student's"
+    )
+    p_schedule.add_argument("assignment")
+    p_schedule.add_argument("--root", type=Path, default=Path.cwd())
     args, passed_on = parser.parse_known_args(argv)
     if passed_on and args.command != "autograde":
         parser.error(f"unrecognized arguments: {' '.join(passed_on)}")
@@ -335,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "leaderboard":
         leaderboard(args.root.resolve(), args.assignment, args.retrain_top, args.final, args.out, args.retrain_student)
         return 0
+    if args.command == "exam" and args.exam_command == "schedule":
+        from mlphys.exam import schedule
+
+        return schedule.main(args.root.resolve(), args.assignment)
     return 2
 
 

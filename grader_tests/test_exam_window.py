@@ -243,7 +243,7 @@ class ExamCourse:
         nbformat.write(exam_notebook(), root / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
         self.apps = CourseApps(root)
         self.apps.generate_assignment(ASSIGNMENT)
-        self.apps._checked("release_assignment", self.apps.api.release_assignment(ASSIGNMENT))
+        ok("release_assignment", self.apps.api.release_assignment(ASSIGNMENT))
         self.inbound = self.exchange / COURSE / "inbound"
 
     def submit(self, student: str, answer: str = "x = 1") -> Path:
@@ -273,6 +273,11 @@ class ExamCourse:
         return nbformat.read(self.root / "autograded" / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb", 4)
 
 
+def ok(what: str, result: dict) -> None:
+    """An nbgrader API call succeeded (else its log)."""
+    assert result.get("success"), f"{what}: {result.get('log', '')[-3000:]}{result.get('error', '')}"
+
+
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -282,7 +287,7 @@ def nbgrader_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
 
 
-class Exam:
+class ExamRun:
     """What the module's exam did: the course, its deadlines, the schedule command's output."""
 
     course: ExamCourse
@@ -294,14 +299,14 @@ class Exam:
 
 
 @pytest.fixture(scope="module")
-def exam(tmp_path_factory: pytest.TempPathFactory, blank_gradebook: Path) -> Exam:
+def exam(tmp_path_factory: pytest.TempPathFactory, blank_gradebook: Path) -> ExamRun:
     """The timeline: ``ontime``, ``mallory`` (honestly) and ``alice`` (a draft) submit; the deadline; ``graced``
     submits; the end of the grace; ``late``, ``alice`` (30 extra minutes: her final answer) and ``mallory`` again,
     who then renames her late submission and rewrites its timestamp.txt and file times to claim it arrived before
     the deadline.  Then the schedule is written, the submissions collected, autograded, and the late student's
     feedback generated."""
     course = ExamCourse(tmp_path_factory.mktemp("exam"), blank_gradebook)
-    result = Exam()
+    result = ExamRun()
     result.course = course
     course.submit("ontime")
     course.submit("mallory", answer="x = 1  # on time")
@@ -334,12 +339,11 @@ def exam(tmp_path_factory: pytest.TempPathFactory, blank_gradebook: Path) -> Exa
         "alice = { extra_minutes = 30 }\n"
         f"bob = {{ start = {(result.deadline + dt.timedelta(days=2, minutes=-90)).isoformat()} }}\n"
     )
-    assert schedule(course.root) is not None
-    course.apps._checked("collect", course.apps.api.collect(ASSIGNMENT))
+    schedule(course.root)  # before the collect, as an instructor would
+    ok("collect", course.apps.api.collect(ASSIGNMENT))
     for who in ("ontime", "graced", "late", "alice", "mallory"):
-        course.apps._checked(f"autograde {who}", course.apps.api.autograde(ASSIGNMENT, who))
-    feedback = course.apps.generate_feedback(ASSIGNMENT)
-    assert feedback.get("success"), feedback.get("log", "")[-3000:]
+        ok(f"autograde {who}", course.apps.api.autograde(ASSIGNMENT, who))
+    ok("generate_feedback", course.apps.generate_feedback(ASSIGNMENT))
     result.schedule_output = schedule(course.root)  # again, now that the gradebook knows every student
     return result
 
@@ -352,7 +356,7 @@ def schedule(root: Path) -> str:
     return printed.getvalue()
 
 
-def graded(exam: Exam, student: str) -> tuple[float, float, float | None]:
+def graded(exam: ExamRun, student: str) -> tuple[float, float, float | None]:
     """(seconds late as nbgrader counts them, score, late penalty) of a student's submission."""
     with exam.course.gradebook() as gb:
         submission = gb.find_submission(ASSIGNMENT, student)
@@ -365,12 +369,12 @@ def notice(nb: nbformat.NotebookNode) -> str | None:
     return first.source if first.cell_type == "markdown" and first.metadata.get(NOTICE_MARK) else None
 
 
-def test_a_submission_within_the_window_is_on_time(exam: Exam) -> None:
+def test_a_submission_within_the_window_is_on_time(exam: ExamRun) -> None:
     assert graded(exam, "ontime") == (0, POINTS, None)
     assert notice(exam.course.autograded("ontime")) is None
 
 
-def test_a_late_submission_scores_zero_and_says_why(exam: Exam) -> None:
+def test_a_late_submission_scores_zero_and_says_why(exam: ExamRun) -> None:
     seconds_late, score, penalty = graded(exam, "late")
     assert seconds_late > (exam.grace_end - exam.deadline).total_seconds()
     assert score == penalty == POINTS  # nbgrader's score minus its late penalty: 0
@@ -383,7 +387,7 @@ def test_a_late_submission_scores_zero_and_says_why(exam: Exam) -> None:
     assert "late submissions score 0" in page and "Late submission penalty" in page
 
 
-def test_a_late_submission_forged_to_look_early_is_still_late(exam: Exam) -> None:
+def test_a_late_submission_forged_to_look_early_is_still_late(exam: ExamRun) -> None:
     # The forgery claims a time before the deadline, in the folder name and in timestamp.txt, and is the latest
     # claim among mallory's submissions: nbgrader's own collect would have taken it as on time.
     assert exam.forged_folder.name.split("+")[2] == exam.forged_claim
@@ -397,7 +401,7 @@ def test_a_late_submission_forged_to_look_early_is_still_late(exam: Exam) -> Non
     assert notice(exam.course.autograded("mallory")) is not None
 
 
-def test_a_student_with_an_extension_submits_after_the_common_end_on_time(exam: Exam) -> None:
+def test_a_student_with_an_extension_submits_after_the_common_end_on_time(exam: ExamRun) -> None:
     with exam.course.gradebook() as gb:
         submission = gb.find_submission(ASSIGNMENT, "alice")
         assert submission.timestamp > submission.assignment.duedate + dt.timedelta(seconds=STEP_S)
@@ -405,14 +409,14 @@ def test_a_student_with_an_extension_submits_after_the_common_end_on_time(exam: 
     assert notice(exam.course.autograded("alice")) is None
 
 
-def test_a_submission_within_the_grace_period_is_not_penalised(exam: Exam) -> None:
+def test_a_submission_within_the_grace_period_is_not_penalised(exam: ExamRun) -> None:
     seconds_late, score, penalty = graded(exam, "graced")
     assert seconds_late > 0  # nbgrader sees it after the due date...
     assert (score, penalty) == (POINTS, None)  # ...and the grace lets it pass
     assert notice(exam.course.autograded("graced")) is None
 
 
-def test_the_gradebook_holds_the_due_date_and_the_extensions(exam: Exam) -> None:
+def test_the_gradebook_holds_the_due_date_and_the_extensions(exam: ExamRun) -> None:
     with exam.course.gradebook() as gb:
         assert gb.find_assignment(ASSIGNMENT).duedate == exam.deadline.replace(tzinfo=None)
         assert gb.find_submission(ASSIGNMENT, "alice").extension == dt.timedelta(minutes=30)
@@ -423,7 +427,7 @@ def test_the_gradebook_holds_the_due_date_and_the_extensions(exam: Exam) -> None
     assert submissions["mallory"]["timestamp"] > exam.grace_end.replace(tzinfo=None).isoformat()
 
 
-def test_the_schedule_command_prints_every_students_window(exam: Exam) -> None:
+def test_the_schedule_command_prints_every_students_window(exam: ExamRun) -> None:
     lines = exam.schedule_output.splitlines()
     assert lines[0].startswith(f"{ASSIGNMENT}: ") and "(90 minutes)" in lines[0]
     rows = {line.split()[0]: line for line in lines[4:]}
@@ -431,7 +435,7 @@ def test_the_schedule_command_prints_every_students_window(exam: Exam) -> None:
     assert rows["alice"].endswith("+30 min") and rows["bob"].endswith("+2 d") and rows["ontime"].endswith("-")
 
 
-def test_the_receipt_log_records_every_collected_submission(exam: Exam) -> None:
+def test_the_receipt_log_records_every_collected_submission(exam: ExamRun) -> None:
     folder = exam.course.root / "receipts"
     assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0  # the instructor's alone
     with open(folder / f"{ASSIGNMENT}.csv", newline="") as handle:
@@ -445,7 +449,7 @@ def test_the_receipt_log_records_every_collected_submission(exam: Exam) -> None:
             assert received == gb.find_submission(ASSIGNMENT, student).timestamp
 
 
-def test_before_the_due_date_takes_the_latest_received_by_each_students_own_deadline(exam: Exam) -> None:
+def test_before_the_due_date_takes_the_latest_received_by_each_students_own_deadline(exam: ExamRun) -> None:
     """``nbgrader collect --before-duedate``: mallory's honest submission, not her later (forged) one; alice's
     submission after the common end, which her extension allows."""
     course = exam.course

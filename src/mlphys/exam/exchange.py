@@ -75,7 +75,6 @@ class ReceiptCollect(ExchangeCollect):
 
     def _path_to_record(self, path: str) -> dict:
         record = super()._path_to_record(path)
-        record["claimed_name_timestamp"] = record["timestamp"]
         record["timestamp"] = received_at(Path(path))  # what nbgrader's collect sorts and compares by
         return record
 

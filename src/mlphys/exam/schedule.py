@@ -76,8 +76,7 @@ def describe(exam: Exam, windows: list[Window]) -> str:
         f"{exam.assignment}: {format_time(common.start, tz)} to {format_time(common.end, tz)} "
         f"({format_minutes(exam.minutes)}), submissions accepted until {format_time(common.grace_end, tz)} "
         f"({format_minutes(exam.grace_minutes)} of grace)",
-        f"nbgrader's due date: {format_time(common.end, tz)}; an extension is the time after it a student's own "
-        "end falls",
+        f"nbgrader's due date: {format_time(common.end, tz)} (a student's extension: how much later their own end is)",
         "",
         f"{'student':24} {'start':31} {'end':31} {'accepted until':31} extension",
     ]

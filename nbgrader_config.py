@@ -12,7 +12,9 @@ this file.  The grading engine plugs in through nbgrader's own extension points:
 - scores come from the grader's verdicts, not from the student kernel's outputs;
 - what hidden tests keep for later (challenge entries) goes into the gradebook's database, from which
   `mlphys leaderboard` rebuilds the boards;
-- feedback never shows hidden tests, and its HTML is sanitised.
+- feedback never shows hidden tests, and its HTML is sanitised;
+- collect dates each submission by when the exchange received it, and a submission past the student's
+  deadline plus grace scores zero, with a note in its feedback saying why.
 """
 
 import os
@@ -31,6 +33,7 @@ from nbgrader.preprocessors import (
     OverwriteKernelspec,
 )
 
+from mlphys.exam.late import ExplainLatePenalty
 from mlphys.grading.pages import CleanStudentContent, EscapeGradebookNames, FitFigures, markdown_to_safe_html
 from mlphys.grading.preprocessors import NormalizeGradeCells, SandboxedExecute, SanitizeOutputs, SaveVerdictGrades
 from mlphys.grading.records import SaveRecords
@@ -62,6 +65,18 @@ if not os.path.isdir(c.Exchange.root):  # the formgrader offers release and coll
 # nbgrader's fetch, then the student's own variant file. Students' configuration needs this line too.
 c.ExchangeFactory.fetch_assignment = "mlphys.exam.delivery.FetchWithVariant"
 
+# Deadlines (docs/instructors/exams.md, "Time window"). nbgrader's submit runs in the student's own process: the
+# time in a submission's folder name and timestamp.txt is whatever that process wrote. Collect instead dates each
+# submission by when the exchange received it (inode change times, which no student's process can set back),
+# writes that into the collected timestamp.txt (autograde puts it into the gradebook) and keeps a receipt log in
+# receipts/. `mlphys exam schedule` writes an exam's due date and students' extensions from exams.toml.
+c.ExchangeFactory.collect = "mlphys.exam.exchange.ReceiptCollect"
+# Later than the student's deadline (due date plus extension) plus grace: the score is lost, and a note at the top
+# of the feedback says why. Assignments without a due date are never late.
+c.AssignLatePenalties.plugin_class = "mlphys.exam.late.WindowLatePenalty"
+# c.WindowLatePenalty.penalty = 0.25  # lose a quarter of the score instead of all of it ("zero", the default)
+# c.WindowLatePenalty.grace_minutes = 5  # grace for assignments exams.toml does not list (default 0)
+
 c.Autograde.exporter_class = "mlphys.grading.intake.SafeNotebookExporter"
 c.Autograde.pre_convert_hook = "mlphys.grading.intake.quarantine_unsafe_files"
 c.Autograde.sanitize_preprocessors = [
@@ -83,6 +98,7 @@ c.Autograde.autograde_preprocessors = [
     SaveVerdictGrades,
     SaveRecords,
     AssignLatePenalties,
+    ExplainLatePenalty,  # after AssignLatePenalties: says why in the notebook, hence in the feedback
     ShowRubrics,  # the instructor's model answer beside each hand-graded answer, for the formgrader
     CheckCellMetadata,
 ]

@@ -15,6 +15,9 @@ to nbgrader as given.
 
 ``mlphys leaderboard ASSIGNMENT`` rebuilds a challenge's boards (CSV, JSON, static HTML) from the
 gradebook: public while the challenge runs, final (private split) once the due date has passed.
+
+``mlphys exam schedule ASSIGNMENT`` writes an exam's time window from ``exams.toml`` into nbgrader's gradebook
+(due date, each student's extension) and prints every student's window (``mlphys.exam``).
 """
 
 from __future__ import annotations
@@ -327,6 +330,19 @@ def main(argv: list[str] | None = None) -> int:
     p_sim.add_argument(
         "--threshold", type=float, default=None, help="share of a student's code found in another's that flags a pair"
     )
+    # Timed exams (docs/instructors/exams.md): one subcommand per step.
+    p_exam = sub.add_parser("exam", help="exams: their schedule, and their release with every student's own numbers")
+    exam = p_exam.add_subparsers(dest="exam_command", required=True)
+    p_schedule = exam.add_parser(
+        "schedule", help="write an exam's time window from exams.toml into the gradebook and print every student's"
+    )
+    p_schedule.add_argument("assignment")
+    p_schedule.add_argument("--root", type=Path, default=Path.cwd())
+    p_release = exam.add_parser(
+        "release", help="release an exam through the exchange with every student's own variant (and deadline)"
+    )
+    p_release.add_argument("assignment")
+    p_release.add_argument("--root", type=Path, default=Path.cwd())
     args, passed_on = parser.parse_known_args(argv)
     if passed_on and args.command != "autograde":
         parser.error(f"unrecognized arguments: {' '.join(passed_on)}")
@@ -372,6 +388,14 @@ def main(argv: list[str] | None = None) -> int:
             similarity_hook(args.root, args.assignment),
             known.similarity_cells if known is not None else None,
         )
+    if args.command == "exam" and args.exam_command == "schedule":
+        from mlphys.exam import schedule
+
+        return schedule.main(args.root.resolve(), args.assignment)
+    if args.command == "exam" and args.exam_command == "release":
+        from mlphys.exam import release
+
+        return release.main(args.root.resolve(), args.assignment)
     return 2
 
 

@@ -9,11 +9,20 @@ from pathlib import Path
 from mlphys.exam.delivery import release_variants
 
 
-def release_exam(
-    root: Path, assignment: str, deadline_of: Callable[[str], str | None] = lambda student: None
-) -> dict[str, str]:
-    """Write each student's variant into the exchange, then ``nbgrader release_assignment``.  The students are
-    the gradebook's (``nbgrader db student add``, or the formgrader).  Returns who can read each student's file."""
+def deadlines(root: Path, assignment: str) -> Callable[[str], str | None]:
+    """Each student's own deadline as the student reads it (from ``exams.toml``; None without a schedule)."""
+    from mlphys.exam.window import find_exam, format_time
+
+    exam = find_exam(root, assignment)
+    if exam is None:
+        return lambda student: None
+    return lambda student: format_time(exam.window(student).end, exam.timezone)
+
+
+def release_exam(root: Path, assignment: str, deadline_of: Callable[[str], str | None] | None = None) -> dict[str, str]:
+    """Write each student's variant (and deadline, from ``exams.toml``) into the exchange, then ``nbgrader
+    release_assignment``.  The students are the gradebook's (``nbgrader db student add``, ``mlphys exam
+    schedule``, or the formgrader).  Returns who can read each student's file."""
     from nbgrader.api import Gradebook
 
     from mlphys import assignments
@@ -37,7 +46,27 @@ def release_exam(
     course_id = str(apps.config.CourseDirectory.get("course_id", ""))
     exchange = Path(str(apps.config.Exchange.get("root", "/srv/nbgrader/exchange")))
     readers = release_variants(
-        exchange, course_id, assignment, students, lambda student: t.cast(t.Any, variant)(secret, student), deadline_of
+        exchange,
+        course_id,
+        assignment,
+        students,
+        lambda student: t.cast(t.Any, variant)(secret, student),
+        deadline_of or deadlines(root, assignment),
     )
     apps.release_assignment(assignment)
     return readers
+
+
+def main(root: Path, assignment: str) -> int:
+    """``mlphys exam release ASSIGNMENT``: release it and say who can read each student's numbers."""
+    readers = release_exam(root, assignment)
+    print(f"{assignment} released to {len(readers)} students, each with their own numbers:")
+    for student, who in sorted(readers.items()):
+        print(f"  {student:24} readable by {who}")
+    if any("anyone" in who for who in readers.values()):
+        print(
+            "Some students' numbers are readable by others: give each student a Unix user of their own (a "
+            "JupyterHub with one Unix user per person) and run the release as root, or accept that neighbours "
+            "could read each other's variants (they still score only with their own)."
+        )
+    return 0

@@ -101,7 +101,11 @@ def demo(
         step = time.perf_counter()
         apps.generate_assignment(assignment)
         cases = [case for case in cohort(course_root, assignment) if case.kind in kinds and (full or case.quick)]
-        write_cohort(course_root, cases)
+        write_cohort(course_root, [case for case in cases if not case.timed])
+        if any(case.timed for case in cases):  # an exam: late cases hand in through the exchange, then collected
+            from mlphys.demo.timed import hand_in_late
+
+            print(hand_in_late(course_root, assignment, cases, apps), end="")
         # Several students at once (mlphys autograde); a per-student problem is in the log, and the table
         # below shows who it was.
         with open(course_root / f"autograde-{assignment}.log", "w") as log:

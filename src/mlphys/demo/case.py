@@ -101,6 +101,16 @@ class Case:
     expected_points: float | None
     flagged_by_retraining: bool = False  # challenges: the budget check must flag this entry
     quick: bool = False  # one of the quick demo's cases
+    # Timed assignments (an exam): the case is submitted through the course exchange, after the common end
+    # (``late``), claiming in its timestamp.txt, folder name and file times to be on time (``forges_time``), with
+    # an extension in exams.toml (``extra_minutes``).  Other cases are handed in on time.
+    late: bool = False
+    forges_time: bool = False
+    extra_minutes: float = 0.0
+
+    @property
+    def timed(self) -> bool:
+        return self.late or self.forges_time or self.extra_minutes > 0
 
 
 def write_notebook(nb: NotebookNode, directory: Path, name: str) -> None:

@@ -70,8 +70,12 @@ class CourseApps:
             self._checked("export", capture_log(app))
 
     def scores(self, assignment: str) -> dict[str, float]:
-        """Each student's total score of ``assignment`` in the gradebook (what ``nbgrader export`` writes)."""
+        """Each student's total score of ``assignment`` in the gradebook, after a late penalty (what ``nbgrader
+        export`` writes as the score)."""
         from nbgrader.api import Gradebook
 
         with Gradebook(gradebook_url(self.config, self.root)) as gb:
-            return {s.student.id: float(s.score) for s in gb.find_assignment(assignment).submissions}
+            return {
+                s.student.id: float(s.score) - float(s.late_submission_penalty or 0.0)
+                for s in gb.find_assignment(assignment).submissions
+            }

@@ -248,4 +248,40 @@ def cases(materials: Materials) -> list[Case]:
         Case(student, a, kind, text, write, expected, quick=student in QUICK)
         for student, kind, text, write, expected in rows
     ]
+    # Handed in through the course exchange after the common end (see mlphys.demo.timed).
+    exam_cases += [
+        Case(
+            "late_exam",
+            a,
+            "mistake",
+            "the reference's answers, received after the deadline: 0, with the reason",
+            writer(None),
+            0.0,
+            quick=False,
+            late=True,
+        ),
+        Case(
+            "late_exam_forged_time",
+            a,
+            "attack",
+            "received after the deadline; its timestamp.txt, folder name and file times claim it was on time: "
+            "still late, 0",
+            writer(None),
+            0.0,
+            quick=True,
+            late=True,
+            forges_time=True,
+        ),
+        Case(
+            "extension_exam",
+            a,
+            "honest",
+            "30 minutes of extra time in exams.toml; received after the common end, before its own: every point",
+            writer(None),
+            total,
+            quick=True,
+            late=True,
+            extra_minutes=30,
+        ),
+    ]
     return exam_cases + attacks.cases(materials)

@@ -23,9 +23,10 @@ import pytest
 from mlphys import assignments
 from mlphys.cli import DEMO_SECRET, nbgrader
 from mlphys.demo.case import Case, Materials
-from mlphys.demo.cohort import cohort, write_cohort
+from mlphys.demo.cohort import cohort, hand_in_cohort
 from mlphys.grading import parallel
 from mlphys.grading.hidden import split_test_source
+from mlphys.grading.nbgrader_api import CourseApps
 
 REPO = Path(__file__).resolve().parent.parent
 # Challenges are scored only with a secret; the tests' courses use the demo's (set before any grading).
@@ -186,7 +187,7 @@ def grade_cohort(root: Path, assignment: str, kinds: tuple[str, ...] | None = No
     """Write the cohort and grade it with ``mlphys autograde`` (several students at once, one per core; the same
     grades as ``nbgrader autograde``: test_parallel.py), then feedback and export with nbgrader."""
     cases = [c for c in cohort(root, assignment) if kinds is None or c.kind in kinds]
-    write_cohort(root, cases)
+    hand_in_cohort(root, assignment, cases, CourseApps(root))  # as the demo: an exam's late cases via the exchange
     log = io.StringIO()
     parallel.autograde(root, assignment, nbgrader_args=["--force"], out=log)
     run_nbgrader(root, "generate_feedback", assignment, "--force")

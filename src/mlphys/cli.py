@@ -89,7 +89,7 @@ def demo(
     challenge's boards, and print the scores beside the expected ones; 0 only if everything came out as
     expected.  The last line says so, or names what did not."""
     from mlphys import assignments
-    from mlphys.demo.cohort import cohort, write_cohort
+    from mlphys.demo.cohort import cohort, hand_in_cohort
     from mlphys.grading.nbgrader_api import CourseApps
 
     started = time.perf_counter()
@@ -101,11 +101,7 @@ def demo(
         step = time.perf_counter()
         apps.generate_assignment(assignment)
         cases = [case for case in cohort(course_root, assignment) if case.kind in kinds and (full or case.quick)]
-        write_cohort(course_root, [case for case in cases if not case.timed])
-        if any(case.timed for case in cases):  # an exam: late cases hand in through the exchange, then collected
-            from mlphys.demo.timed import hand_in_late
-
-            print(hand_in_late(course_root, assignment, cases, apps), end="")
+        print(hand_in_cohort(course_root, assignment, cases, apps), end="")  # an exam's late cases: the exchange
         # Several students at once (mlphys autograde); a per-student problem is in the log, and the table
         # below shows who it was.
         with open(course_root / f"autograde-{assignment}.log", "w") as log:

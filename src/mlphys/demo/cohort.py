@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import typing as t
 from pathlib import Path
 
 from mlphys import assignments
@@ -34,3 +35,15 @@ def write_cohort(course_root: Path, cases: list[Case]) -> None:
             shutil.rmtree(directory)
         directory.mkdir(parents=True)
         case.write(directory, materials(course_root, case.assignment))
+
+
+def hand_in_cohort(course_root: Path, assignment: str, cases: list[Case], apps: t.Any) -> str:
+    """Every case handed in as the demo does: written into ``submitted/``, and the timed cases of an exam through
+    the course exchange after its deadline, then collected (:mod:`mlphys.demo.timed`).  Returns what the exam's
+    schedule printed ("" without timed cases).  ``apps``: the course's nbgrader apps (``CourseApps``)."""
+    write_cohort(course_root, [case for case in cases if not case.timed])
+    if not any(case.timed for case in cases):
+        return ""
+    from mlphys.demo.timed import hand_in_late
+
+    return hand_in_late(course_root, assignment, cases, apps)

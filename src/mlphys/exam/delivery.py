@@ -33,6 +33,11 @@ VARIANT_FILE = "variant.json"
 log = logging.getLogger(__name__)
 
 
+def variant_file(assignment: str, student: str, variant: dict[str, t.Any], deadline: str | None) -> dict[str, t.Any]:
+    """What a student's ``variant.json`` holds: their numbers and deadline, never an answer."""
+    return {"exam": assignment, "student": student, "variant": variant, "deadline": deadline}
+
+
 def variants_dir(exchange_root: Path, course_id: str, assignment: str) -> Path:
     return Path(exchange_root) / course_id / "variants" / assignment
 
@@ -54,12 +59,7 @@ def release_variants(
     for student in students:
         if not student or "/" in student or student.startswith("."):
             raise ValueError(f"not a usable student id: {student!r}")
-        data = {
-            "exam": assignment,
-            "student": student,
-            "variant": variant_of(student),
-            "deadline": deadline_of(student),
-        }
+        data = variant_file(assignment, student, variant_of(student), deadline_of(student))
         path = folder / f"{student}.json"
         temporary = path.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(data, indent=1))

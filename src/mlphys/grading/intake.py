@@ -38,10 +38,11 @@ def read_submitted_notebook(path: str | os.PathLike[str], max_bytes: int) -> Not
         if os.path.islink(path):
             raise ValueError("the notebook file is a symbolic link.") from None
         raise ValueError(f"the notebook file cannot be opened ({exc.strerror}).") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder or a FIFO: os.fdopen would refuse or block
+        os.close(fd)
+        raise ValueError("the notebook is not a regular file.")
     with os.fdopen(fd, "rb") as handle:
         st = os.fstat(handle.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("the notebook is not a regular file.")
         if st.st_nlink > 1:
             raise ValueError("the notebook file is a hard link to another file.")
         if st.st_size > max_bytes:

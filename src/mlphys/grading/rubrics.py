@@ -22,6 +22,13 @@ RUBRIC_KEY = "mlphys_rubric"  # metadata of an inserted rubric cell
 HEADING = "**Model answer and rubric, from the instructor's notebook (graders only, not in the feedback):**"
 
 
+def is_rubric(cell: NotebookNode) -> bool:
+    """A cell :class:`ShowRubrics` put in (by its metadata, or its heading where the metadata was cleaned)."""
+    return RUBRIC_KEY in cell.get("metadata", {}) or (
+        cell.get("cell_type") == "markdown" and str(cell.get("source", "")).startswith(HEADING)
+    )
+
+
 def _hand_graded(cell: NotebookNode) -> str | None:
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return meta.get("grade_id") if meta.get("grade") and meta.get("solution") else None
@@ -57,5 +64,6 @@ class HideRubrics(NbGraderPreprocessor):
     """Remove the rubric cells :class:`ShowRubrics` put in, before the feedback is made."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, t.Any]) -> tuple[NotebookNode, dict[str, t.Any]]:
-        nb.cells = [cell for cell in nb.cells if RUBRIC_KEY not in cell.get("metadata", {})]
+        # By the heading: the pages' cleaning (CleanStudentContent, which runs first) drops cell metadata.
+        nb.cells = [cell for cell in nb.cells if not is_rubric(cell)]
         return nb, resources

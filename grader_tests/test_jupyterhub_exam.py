@@ -2,12 +2,13 @@
 own, fetching, answering and submitting through nbgrader's assignment-list endpoints, and fetching feedback.
 
 The test (as root) starts everything itself on loopback, under one temporary folder, and removes it at the end:
-two Unix users (``useradd``; removed again, also on failure), JupyterHub with PAM (each student logs in with
-their own Unix password, as on a real hub; the hub runs as root, as PAM and the spawner need) and its local
-process spawner (each server runs as its student's Unix user, so file permissions are real), nbgrader's
-JupyterHub auth plug-in (students in the hub group ``nbgrader-<course_id>``), and the course exchange outside the
-course directory (docs/instructors/jupyterhub.md).  The students' nbgrader configuration comes through their
-servers' environment (``JUPYTER_CONFIG_PATH``), not /etc.
+two Unix users (``useradd``; removed again, also on failure); JupyterHub with PAM (each student logs in with
+their own Unix password, as on a real hub: the users exist anyway, so a password is one ``chpasswd`` away, and
+unlike a dummy or shared-password authenticator another student's password does not let one in; the hub runs as
+root, as PAM and the spawner need) and its local process spawner (each server runs as its student's Unix user,
+so file permissions are real); nbgrader's JupyterHub auth plug-in (students in the hub group
+``nbgrader-<course_id>``); the course exchange outside the course directory (docs/instructors/jupyterhub.md).
+The students' nbgrader configuration comes through their servers' environment (``JUPYTER_CONFIG_PATH``), not /etc.
 
 The story: the instructor sets up the course and its schedule (the common end a few seconds after the release;
 one student with an extension), runs ``mlphys exam schedule`` and ``mlphys exam release``; both students log
@@ -53,7 +54,11 @@ from mlphys.grading.nbgrader_api import CourseApps  # noqa: E402
 from mlphys.grading.parallel import gradebook_url  # noqa: E402
 
 # nbgrader's own add_submission makes SQLAlchemy warn about its relationship handling (harmless, not ours).
-pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
+# nbgrader's release_feedback passes a misspelt argument to its exchange, which traitlets warns about (not ours).
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
+    pytest.mark.filterwarnings("ignore:Passing unrecognized arguments to super:DeprecationWarning"),
+]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAM = "07_exam"
@@ -409,6 +414,7 @@ def exam_on_hub() -> Iterator[ExamOnHub]:
 
         hub = Hub(top / "hub", [late, extended], students_config)
         cleanup.callback(hub.stop)  # before the users go (the exit stack runs backwards)
+        cleanup.push(lambda failed, *_: print(f"JupyterHub's log, its servers' too:\n{hub.tail()}") if failed else None)
 
         # The instructor, meanwhile: the course, its students, the schedule, the release.
         run.root = root = top / "course"

@@ -43,6 +43,16 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check "torch==2.13.0"
 .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
 
+# JupyterHub's proxy (configurable-http-proxy, Node.js) for the exam-on-JupyterHub test
+# (grader_tests/test_jupyterhub_exam.py), into the virtual environment (.venv/node_modules/.bin), where the test
+# looks for it. Without npm the setup goes on and that test is skipped.
+if command -v npm >/dev/null 2>&1; then
+    npm install --prefix .venv --no-fund --no-audit --loglevel=error "configurable-http-proxy@5" >/dev/null ||
+        echo "could not install configurable-http-proxy; the JupyterHub exam test will be skipped." >&2
+else
+    echo "npm is missing: the JupyterHub exam test will be skipped (Debian/Ubuntu: sudo apt-get install npm)." >&2
+fi
+
 # MNIST for 06_boltzmann_mnist: offline, the shared test digits beside the clone (../shared/data/mnist, as in CI);
 # else the full set, downloaded once into ~/.cache/mlphys/mnist with its published checksums. Says which.
 .venv/bin/python -m mlphys.course.mnist "$(pwd)/../shared/data/mnist" || true

@@ -13,11 +13,12 @@ command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v npm >/dev/null 2>&1 || missing+=(npm)  # JupyterHub's proxy, for the exam-on-JupyterHub test
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq >/dev/null
     if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; then
-        # Chromium is optional (not every distribution packages it); the sandbox and PostgreSQL are not.
-        echo "could not install ${missing[*]}; the leaderboard browser test will be skipped." >&2
+        # Chromium and npm are optional (not every distribution packages them); the sandbox and PostgreSQL are not.
+        echo "could not install ${missing[*]}; the browser and JupyterHub tests may be skipped." >&2
         required=()
         command -v bwrap >/dev/null 2>&1 || required+=(bubblewrap)
         compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || required+=(postgresql)

@@ -252,3 +252,19 @@ def test_the_similarity_report_of_the_exam_names_the_copier_and_no_honest_studen
     in_flagged_pairs = {r[k] for r in rows if r["flagged"] == "yes" for k in ("student_a", "student_b")}
     assert "copier_exam" in in_flagged_pairs, "the copier kept the reference's code: alike"
     assert not in_flagged_pairs & {"honest_exam_typed_answers", "honest_exam_own_style"}
+
+
+def test_the_variant_each_student_got_is_kept_with_the_grade(course: dict[str, GradedCohort]) -> None:
+    from nbgrader.api import Gradebook
+
+    from mlphys.assignments.exam.kit import VARIANT_RECORD
+    from mlphys.grading import records
+    from mlphys.grading.parallel import gradebook_url, read_config
+
+    root = course[EXAM].root
+    with Gradebook(gradebook_url(read_config(root), root)) as gb:
+        kept = records.load_records(gb, EXAM, VARIANT_RECORD)
+    secret = os.environ["MLPHYS_CHALLENGE_SECRET"]
+    for student in ("ref_solution", "honest_exam_typed_answers", "copier_exam"):
+        (variant, _when) = kept[(student, "exam")]
+        assert variant == exam_variant(secret, student)

@@ -20,6 +20,7 @@ if t.TYPE_CHECKING:
     from mlphys.grading.submission import Submission
 
 EXAM = "07_exam"
+VARIANT_RECORD = "exam_variant"  # the student's numbers as the grader drew them
 ANSWERS_RECORD = "exam_answers"  # the record of every answer, for the check against neighbours' variants
 MAX_RECORDED_CHARS = 200
 
@@ -45,7 +46,9 @@ def _recordable(answer: t.Any) -> t.Any:
 def expect_exam_answer(submission: Submission, question_id: str) -> None:
     """The student's answer to ``question_id`` is right for their own variant."""
     question = BY_ID[question_id]
-    numbers = exam_variant(submission.secret, submission.student)[question_id]
+    variant = exam_variant(submission.secret, submission.student)
+    submission.record(VARIANT_RECORD, variant)  # the variant each student got, kept with the grade
+    numbers = variant[question_id]
     answer = submission.value(question.name, MISSING)
     answers = submission.cache.setdefault(ANSWERS_RECORD, {})
     answers[question_id] = _recordable(None if answer is MISSING else answer)

@@ -213,7 +213,8 @@ def retrain_entry(
 ) -> None:
     """Retrain one entry in a sandbox and store the verdict with it."""
     settings = course.settings
-    log(f"retraining {item.student}'s {track} entry (submitted cost {item.entry['public_cost']:.4f}) ...")
+    submitted = f"{challenge.score_name} {item.entry['public_cost']:.4g}"
+    log(f"retraining {item.student}'s {track} entry (submitted {submitted}) ...")
     scoring = Scoring(
         challenge,
         course.secret,

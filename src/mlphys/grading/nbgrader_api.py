@@ -53,7 +53,15 @@ class CourseApps:
 
     def release_assignment(self, assignment: str) -> None:
         """``nbgrader release_assignment ASSIGNMENT --force``: the student version into the exchange."""
-        self._checked(f"release_assignment {assignment}", self.api.release_assignment(assignment))
+        from nbgrader.utils import temp_attrs
+
+        # As NbGraderAPI.release_assignment, with --force: a course releases again (a second demo run, a re-release).
+        with temp_attrs(self.api.coursedir, assignment_id=assignment):
+            app = self.api.exchange.ReleaseAssignment(
+                coursedir=self.api.coursedir, authenticator=self.api.authenticator, parent=self.api
+            )
+            app.force = True
+            self._checked(f"release_assignment {assignment}", capture_log(app))
 
     def generate_feedback(self, assignment: str) -> dict[str, t.Any]:
         """``nbgrader generate_feedback ASSIGNMENT --force``; its result (a student's failure is in its log)."""

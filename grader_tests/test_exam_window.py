@@ -29,6 +29,7 @@ from nbgrader.preprocessors import AssignLatePenalties
 from traitlets.config import Config
 
 from mlphys.cli import main as mlphys
+from mlphys.demo.timed import forge_claim, nbgrader_time
 from mlphys.exam.exchange import CLAIMED_FILE, ReceiptCollect, received_at
 from mlphys.exam.late import NOTICE_MARK, ExplainLatePenalty
 from mlphys.exam.schedule import write_schedule
@@ -282,11 +283,6 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def nbgrader_time(moment: dt.datetime) -> str:
-    """A time as nbgrader's submit writes it."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
-
-
 class ExamRun:
     """What the module's exam did: the course, its deadlines, the schedule command's output."""
 
@@ -323,11 +319,7 @@ def exam(tmp_path_factory: pytest.TempPathFactory, blank_gradebook: Path) -> Exa
     late = course.submit("mallory", answer="x = 1  # after the deadline")
     claim = result.deadline - dt.timedelta(seconds=STEP_S / 2)  # later than her honest one, before the deadline
     result.forged_claim = nbgrader_time(claim)
-    (late / "timestamp.txt").write_text(result.forged_claim)
-    student, assignment, _, random = late.name.split("+")
-    result.forged_folder = late.rename(late.with_name(f"{student}+{assignment}+{result.forged_claim}+{random}"))
-    for path in [result.forged_folder, *result.forged_folder.rglob("*")]:
-        os.utime(path, (claim.timestamp(), claim.timestamp()), follow_symlinks=False)
+    result.forged_folder = forge_claim(late, claim)
 
     grace_minutes = (result.grace_end - result.deadline).total_seconds() / 60
     (course.root / "exams.toml").write_text(

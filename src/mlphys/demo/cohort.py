@@ -9,6 +9,9 @@ from pathlib import Path
 from mlphys import assignments
 from mlphys.demo.case import Case, Materials
 
+if t.TYPE_CHECKING:
+    from mlphys.grading.nbgrader_api import CourseApps
+
 
 def materials(course_root: Path, assignment: str) -> Materials:
     """The instructor's notebook and its release of ``assignment`` in a course directory."""
@@ -37,7 +40,7 @@ def write_cohort(course_root: Path, cases: list[Case]) -> None:
         case.write(directory, materials(course_root, case.assignment))
 
 
-def hand_in_cohort(course_root: Path, assignment: str, cases: list[Case], apps: t.Any) -> str:
+def hand_in_cohort(course_root: Path, assignment: str, cases: list[Case], apps: CourseApps) -> str:
     """Every case handed in as the demo does: written into ``submitted/``, and the timed cases of an exam through
     the course exchange after its deadline, then collected (:mod:`mlphys.demo.timed`).  Returns what the exam's
     schedule printed ("" without timed cases).  ``apps``: the course's nbgrader apps (``CourseApps``)."""

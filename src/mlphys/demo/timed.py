@@ -14,10 +14,14 @@ import datetime as dt
 import os
 import shutil
 import time
+import typing as t
 from pathlib import Path
 
 from mlphys.demo.case import Case
 from mlphys.demo.cohort import materials
+
+if t.TYPE_CHECKING:
+    from mlphys.grading.nbgrader_api import CourseApps
 
 PAUSE_S = 1.1  # between the deadline and the first late submission: receipt times are exact to the nanosecond
 
@@ -27,7 +31,7 @@ def nbgrader_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
 
 
-def hand_in_late(course_root: Path, assignment: str, cases: list[Case], apps: object) -> str:
+def hand_in_late(course_root: Path, assignment: str, cases: list[Case], apps: CourseApps) -> str:
     """Submit the timed cases through the exchange after a deadline set now, schedule and collect them; returns
     what ``mlphys exam schedule`` printed."""
     import contextlib
@@ -40,9 +44,9 @@ def hand_in_late(course_root: Path, assignment: str, cases: list[Case], apps: ob
     from mlphys.exam import schedule
 
     timed = [c for c in cases if c.timed]
-    config = apps.config  # type: ignore[attr-defined]
+    config = apps.config
     course_id = str(config.CourseDirectory.course_id)
-    apps.release_assignment(assignment)  # type: ignore[attr-defined]
+    apps.release_assignment(assignment)
     deadline = dt.datetime.now(dt.UTC)
     time.sleep(PAUSE_S)
     inbound = Path(str(config.Exchange.root)) / course_id / "inbound"
@@ -62,7 +66,7 @@ def hand_in_late(course_root: Path, assignment: str, cases: list[Case], apps: ob
         ).start()
         (submitted,) = set(inbound.iterdir()) - before
         if case.forges_time:
-            _forge(submitted, deadline - dt.timedelta(minutes=5))
+            forge_claim(submitted, deadline - dt.timedelta(minutes=5))
     extensions = "".join(f"{c.student} = {{ extra_minutes = {c.extra_minutes:g} }}\n" for c in timed if c.extra_minutes)
     (course_root / "exams.toml").write_text(
         f'# The demo\'s exam: it ended at the moment the late cases began to hand in.\n["{assignment}"]\n'
@@ -72,15 +76,17 @@ def hand_in_late(course_root: Path, assignment: str, cases: list[Case], apps: ob
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         schedule.main(course_root, assignment)
-    apps._checked(f"collect {assignment}", apps.api.collect(assignment))  # type: ignore[attr-defined]
+    apps.collect(assignment)
     return printed.getvalue()
 
 
-def _forge(folder: Path, claim: dt.datetime) -> None:
-    """What a student can do to their own submission: claim, in every place they can write, an earlier time."""
+def forge_claim(folder: Path, claim: dt.datetime) -> Path:
+    """What a student can do to their own inbound submission: claim, in every place they can write (its
+    timestamp.txt, its folder's name, its files' times), that it arrived at ``claim``.  Returns the renamed folder."""
     text = nbgrader_time(claim)
     (folder / "timestamp.txt").write_text(text)
     student, assignment, _, random = folder.name.split("+")
     renamed = folder.rename(folder.with_name(f"{student}+{assignment}+{text}+{random}"))
     for path in [renamed, *renamed.rglob("*")]:
         os.utime(path, (claim.timestamp(), claim.timestamp()), follow_symlinks=False)
+    return renamed

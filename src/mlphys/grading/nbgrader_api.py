@@ -63,6 +63,10 @@ class CourseApps:
             app.force = True
             self._checked(f"release_assignment {assignment}", capture_log(app))
 
+    def collect(self, assignment: str) -> None:
+        """``nbgrader collect ASSIGNMENT --update``, with the course's collect plug-in."""
+        self._checked(f"collect {assignment}", self.api.collect(assignment))
+
     def generate_feedback(self, assignment: str) -> dict[str, t.Any]:
         """``nbgrader generate_feedback ASSIGNMENT --force``; its result (a student's failure is in its log)."""
         return self.api.generate_feedback(assignment, force=True)

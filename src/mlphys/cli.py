@@ -343,6 +343,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_release.add_argument("assignment")
     p_release.add_argument("--root", type=Path, default=Path.cwd())
+    # Live challenges (README "Running a challenge"): the service, and what it holds.
+    p_challenge = sub.add_parser("challenge", help="live challenges: score entries as they arrive, publish the boards")
+    challenge = p_challenge.add_subparsers(dest="challenge_command", required=True)
+    p_serve = challenge.add_parser(
+        "serve", help="score new entries from the exchange as they arrive and publish the boards (runs until stopped)"
+    )
+    p_serve.add_argument("assignments", nargs="*", help="default: every challenge of challenges.toml")
+    p_serve.add_argument("--root", type=Path, default=Path.cwd())
+    p_serve.add_argument("--poll", type=float, default=5.0, help="seconds between looks at the exchange when idle")
+    p_serve.add_argument("--once", action="store_true", help="do what there is to do now, then stop")
+    p_serve.add_argument("--workers", type=int, default=1, help="entries scored at once (one process each)")
+    p_serve.add_argument(
+        "--warm-kernels", type=int, default=2, help="sandboxed kernels each scorer keeps started ahead (0: none)"
+    )
+    p_status = challenge.add_parser("status", help="every entry of a live challenge, for the instructor")
+    p_status.add_argument("assignment")
+    p_status.add_argument("--root", type=Path, default=Path.cwd())
     args, passed_on = parser.parse_known_args(argv)
     if passed_on and args.command != "autograde":
         parser.error(f"unrecognized arguments: {' '.join(passed_on)}")
@@ -388,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
             similarity_hook(args.root, args.assignment),
             known.similarity_cells if known is not None else None,
         )
+    if args.command == "challenge":
+        from mlphys.live import cli as live_cli
+
+        if args.challenge_command == "serve":
+            return live_cli.serve(args.root, args.assignments, args.poll, args.once, args.workers, args.warm_kernels)
+        return live_cli.status(args.root, args.assignment)
     if args.command == "exam" and args.exam_command == "schedule":
         from mlphys.exam import schedule
 

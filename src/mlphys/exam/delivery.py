@@ -63,12 +63,12 @@ def release_variants(
         path = folder / f"{student}.json"
         temporary = path.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(data, indent=1))
-        readers[student] = _restrict(temporary, student)
+        readers[student] = restrict_to(temporary, student)
         temporary.replace(path)
     return readers
 
 
-def _restrict(path: Path, student: str) -> str:
+def restrict_to(path: Path, student: str) -> str:
     """Make ``path`` readable by ``student`` alone where they have a Unix user; say who can read it."""
     try:
         user = pwd.getpwnam(student)

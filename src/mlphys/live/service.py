@@ -211,6 +211,9 @@ class LiveService:
         rules = self.course.rules[assignment]
         if not rules.has_ended(dt.datetime.now(dt.UTC)) or store.is_final(self.store, assignment):
             return False
+        store.refuse_waiting(
+            self.store, assignment, store.utc_naive(rules.end), "the challenge ended before its day came: not scored."
+        )
         rows = self.store.entries(assignment)
         if any(r.state in (store.QUEUED, store.SCORING) for r in rows):
             return False

@@ -158,7 +158,7 @@ class EntryStore:
                     select(LiveEntry.assignment, LiveEntry.student, LiveEntry.day).where(
                         LiveEntry.assignment.in_(names), LiveEntry.state.in_((SCORING, SCORED))
                     )
-                ).tuples()
+                )
             )
         fair = sorted(ready, key=lambda r: (busy[(r[1], r[2], r[3])], r[4], r[0]))
         for entry_id in [r[0] for r in fair]:
@@ -200,7 +200,7 @@ class EntryStore:
                     select(LiveEntry.id, LiveEntry.worker, LiveEntry.claimed_at, LiveEntry.folder).where(
                         LiveEntry.state == SCORING
                     )
-                ).tuples()
+                )
             )
         released = []
         for entry_id, worker, claimed_at, folder in being_scored:
@@ -288,5 +288,15 @@ def signature(store: EntryStore, assignment: str) -> tuple:
                 .where(LiveEntry.assignment == assignment)
                 .group_by(LiveEntry.state)
                 .order_by(LiveEntry.state)
-            ).tuples()
+            )
         )
+
+
+def refuse_waiting(store: EntryStore, assignment: str, end: dt.datetime, reason: str) -> int:
+    """Refuse the queued entries that wait for a moment at or after ``end`` (UTC, naive): their day never comes."""
+    with Session(store.engine) as db, db.begin():
+        return db.execute(
+            update(LiveEntry)
+            .where(LiveEntry.assignment == assignment, LiveEntry.state == QUEUED, LiveEntry.not_before >= end)
+            .values(state=REFUSED, reason=reason)
+        ).rowcount

@@ -134,6 +134,16 @@ def demo(
                 boards += 1
             else:
                 failed.append(f"the boards of {assignment} ({problem})")
+    live = next((a for a in assignment_ids if assignments.get(a).challenge is not None), None)
+    if live is not None:  # the first challenge also runs live: entries scored as they arrive, then its end
+        from mlphys.demo.live import live_round
+
+        try:
+            problem = live_round(course_root, live, apps)
+        except (Exception, SystemExit) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem is not None:
+            failed.append(f"the live round of {live} ({problem})")
     apps.export()
     print(where_to_look(course_root, assignment_ids))
     seconds = time.perf_counter() - started

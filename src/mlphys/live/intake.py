@@ -101,7 +101,8 @@ def admit(rules: Rules, seen: Seen, per_day: Counter[str]) -> Admission:
     if limit is None or per_day[day.isoformat()] < limit:
         reason = f"the challenge opens at {format_time(rules.start)}: scored then." if waiting else ""
         return Admission(QUEUED, day, waiting, reason)
-    used = f"you have {per_day[day.isoformat()]} entries on {day.isoformat()}, the day's limit of {limit}"
+    count = per_day[day.isoformat()]
+    used = f"you have {count} {'entry' if count == 1 else 'entries'} on {day.isoformat()}, the day's limit of {limit}"
     if rules.over_limit == "refuse":
         return Admission(REFUSED, day, reason=f"{used}: this one is not scored. Submit again from tomorrow.")
     later = day + dt.timedelta(days=1)

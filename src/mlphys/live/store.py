@@ -300,3 +300,12 @@ def refuse_waiting(store: EntryStore, assignment: str, end: dt.datetime, reason:
             .where(LiveEntry.assignment == assignment, LiveEntry.state == QUEUED, LiveEntry.not_before >= end)
             .values(state=REFUSED, reason=reason)
         ).rowcount
+
+
+def forget(store: EntryStore, assignment: str) -> None:
+    """Drop every entry of ``assignment`` and its final mark (the demo starts its live round afresh)."""
+    from sqlalchemy import delete
+
+    with Session(store.engine) as db, db.begin():
+        db.execute(delete(LiveEntry).where(LiveEntry.assignment == assignment))
+        db.execute(delete(LiveFinal).where(LiveFinal.assignment == assignment))

@@ -88,8 +88,9 @@ def live_round(
             live.run(once=True)
             row = live.store.entries(assignment, arrival.student)[-1]
             got = "refused" if row.state == store.REFUSED else _outcome(store.decode_result(row))
+            took = time.monotonic() - started
             print(
-                f"  {arrival.student} hands in a {arrival.kind} entry: {_words[got]}, {time.monotonic() - started:.1f} s"
+                f"  {arrival.student} hands in a {arrival.kind} entry: {_words[got]}, {took:.1f} s"
                 f"{' (' + row.reason + ')' if row.reason else ''}; board: {_board_line(board)}"
             )
             if got != arrival.expect:

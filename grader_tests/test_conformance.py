@@ -1,18 +1,20 @@
 """Every registered challenge keeps the ``Challenge`` protocol and goes through every generic caller, as
-Gymnasium's ``check_env`` drives an environment: the leaderboard command with retraining asked for (here),
-the demo (``test_demo.py``: its full run builds every board with the retraining check) and grading
-(``test_grading.py``, parametrized over every assignment)."""
+Gymnasium's ``check_env`` drives an environment: the leaderboard command with retraining asked for and the live
+challenge service from an entry to the final board (here), the demo (``test_demo.py``: its full run builds every
+board with the retraining check) and grading (``test_grading.py``, parametrized over every assignment)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import json
 from pathlib import Path
 
 import pytest
 
-from conftest import GradedCohort
+from conftest import REPO, GradedCohort
 from mlphys import assignments
+from mlphys.demo.case import Materials
 from mlphys.grading.challenge import Challenge, RetrainBand
 
 
@@ -90,3 +92,37 @@ def test_every_challenge_s_boards_build_through_the_cli_with_retraining_asked_fo
         assert f"retraining {student}'s" in printed
     else:
         assert "has no retraining check" in printed
+
+
+@pytest.mark.parametrize("assignment", list(assignments.challenges()))
+def test_every_challenge_runs_live_through_the_cli_to_its_final_board(
+    assignment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mlphys challenge serve` scores an entry as it arrives and, after the end, publishes the final board with the
+    retraining check where the challenge has one (on a case made to be flagged: its check is quick)."""
+    from mlphys.cli import main
+    from test_live import hand_in, live_course, write_rules
+
+    now = dt.datetime.now(dt.UTC)
+    root = tmp_path / "course"
+    course = live_course(root, now - dt.timedelta(hours=1), now + dt.timedelta(hours=1), assignment, retrain_top=1)
+    plugin = assignments.get(assignment)
+    challenge = plugin.challenge
+    assert challenge is not None
+    cases = plugin.cases(Materials(REPO, assignment, plugin.notebook))
+    flagged = next((c.student for c in cases if c.flagged_by_retraining), None)
+    entry = flagged if challenge.has_retraining_check and flagged else "ref_solution"
+    hand_in(course.inbound, "student", entry, 0, assignment)
+    serve = ["challenge", "serve", assignment, "--root", str(root), "--once", "--warm-kernels", "0", "--settle", "0"]
+    assert main(serve) == 0
+    board = json.loads((course.live_dir(assignment) / "board" / "leaderboard.json").read_text())
+    (row,) = [row for rows in board["boards"].values() for row in rows]
+    assert row["rank"] == 1 and not board["final"]
+    write_rules(root, now - dt.timedelta(hours=1), dt.datetime.now(dt.UTC), assignment, retrain_top=1)
+    assert main(serve) == 0
+    board = json.loads((course.live_dir(assignment) / "board" / "leaderboard.json").read_text())
+    (row,) = [row for rows in board["boards"].values() for row in rows]
+    assert board["final"] and "private_cost" in row
+    assert row["retrain"] == ("flagged" if challenge.has_retraining_check else "unchecked")
+    assert main(["challenge", "status", assignment, "--root", str(root)]) == 0
+    assert "final boards published" in capsys.readouterr().out

@@ -139,24 +139,31 @@ def test_the_counting_rules_pick_the_latest_the_best_public_or_the_marked_entrie
 CHALLENGE = "03_autoencoder_challenge"
 
 
-def hand_in(inbound: Path, student: str, kind: str, index: int) -> Path:
-    """A demo case's files, handed in as nbgrader's submit lays them out."""
-    plugin = assignments.get(CHALLENGE)
-    materials = Materials(REPO, CHALLENGE, plugin.notebook)
-    (case,) = [c for c in plugin.cases(materials) if c.student == kind]
-    folder = inbound / f"{student}+{CHALLENGE}+2026-12-06 10:00:{index:02d}.000000 UTC+{index:04x}"
+def hand_in(inbound: Path, student: str, case_student: str, index: int, assignment: str = CHALLENGE) -> Path:
+    """The files of the demo case ``case_student``, handed in by ``student`` as nbgrader's submit lays them out."""
+    plugin = assignments.get(assignment)
+    materials = Materials(REPO, assignment, plugin.notebook)
+    (case,) = [c for c in plugin.cases(materials) if c.student == case_student]
+    folder = inbound / f"{student}+{assignment}+2026-12-06 10:00:{index:02d}.000000 UTC+{index:04x}"
     folder.mkdir(parents=True)
     case.write(folder, materials)
     return folder
 
 
-def live_course(root: Path, start: dt.datetime, end: dt.datetime, **extra: object) -> service.LiveCourse:
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+def write_rules(root: Path, start: dt.datetime, end: dt.datetime, assignment: str = CHALLENGE, **extra: object) -> None:
     settings = "".join(f"{k} = {json.dumps(v)}\n" for k, v in extra.items())
     (root / "challenges.toml").write_text(
-        f'["{CHALLENGE}"]\nstart = {start.isoformat()}\nend = {end.isoformat()}\n{settings}'
+        f'["{assignment}"]\nstart = {start.isoformat()}\nend = {end.isoformat()}\n{settings}'
     )
+
+
+def live_course(
+    root: Path, start: dt.datetime, end: dt.datetime, assignment: str = CHALLENGE, **extra: object
+) -> service.LiveCourse:
+    """A course directory with the repository's configuration and the rules of one live challenge."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+    write_rules(root, start, end, assignment, **extra)
     return service.LiveCourse.load(root)
 
 

@@ -367,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument(
         "--warm-kernels", type=int, default=2, help="sandboxed kernels each scorer keeps started ahead (0: none)"
     )
+    p_serve.add_argument(
+        "--settle", type=float, default=2.0, help="seconds a new submission must rest before it is taken in (a copy)"
+    )
     p_status = challenge.add_parser("status", help="every entry of a live challenge, for the instructor")
     p_status.add_argument("assignment")
     p_status.add_argument("--root", type=Path, default=Path.cwd())
@@ -419,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
         from mlphys.live import cli as live_cli
 
         if args.challenge_command == "serve":
-            return live_cli.serve(args.root, args.assignments, args.poll, args.once, args.workers, args.warm_kernels)
+            return live_cli.serve(
+                args.root, args.assignments, args.poll, args.once, args.workers, args.warm_kernels, args.settle
+            )
         return live_cli.status(args.root, args.assignment)
     if args.command == "exam" and args.exam_command == "schedule":
         from mlphys.exam import schedule

@@ -16,15 +16,19 @@ def _logging(root: Path) -> None:
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
     logger = logging.getLogger("mlphys.live")
     logger.setLevel(logging.INFO)
+    if any(getattr(h, "baseFilename", None) == str((folder / "service.log").resolve()) for h in logger.handlers):
+        return  # set up already (a second command in the same process)
     for handler in (logging.StreamHandler(), logging.FileHandler(folder / "service.log")):
         handler.setFormatter(formatter)
         logger.addHandler(handler)
 
 
-def serve(root: Path, only: t.Sequence[str], poll: float, once: bool, workers: int, warm_kernels: int) -> int:
+def serve(
+    root: Path, only: t.Sequence[str], poll: float, once: bool, workers: int, warm_kernels: int, settle: float
+) -> int:
     root = root.resolve()
     _logging(root)
-    service.serve(root, only, poll=poll, once=once, workers=workers, warm_kernels=warm_kernels)
+    service.serve(root, only, poll=poll, once=once, workers=workers, warm_kernels=warm_kernels, settle=settle)
     return 0
 
 

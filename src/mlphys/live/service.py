@@ -333,6 +333,7 @@ def serve(
     once: bool = False,
     workers: int = 1,
     warm_kernels: int = 2,
+    settle: float = 2.0,
 ) -> None:
     """``mlphys challenge serve``: the service, with ``workers - 1`` extra scorers beside it."""
     course = LiveCourse.load(root, only)
@@ -354,7 +355,7 @@ def serve(
     for process in scorers:
         process.start()
     try:
-        with LiveService(course, warm_kernels=warm_kernels) as service:
+        with LiveService(course, settle=settle, warm_kernels=warm_kernels) as service:
             service.run(poll=poll, once=once)
     finally:
         for process in scorers:

@@ -256,3 +256,28 @@ def test_live_figures_are_those_nbgrader_s_autograde_recorded_for_the_same_files
         assert [{f: e[f] for f in fields} for e in live_entries[kind]] == [
             {f: e[f] for f in fields} for e in recorded["entries"]
         ]
+
+
+def test_a_dask_cluster_scores_the_entries_the_service_claims(tmp_path: Path, secret: str) -> None:
+    """`mlphys challenge serve --scheduler`: the service claims, the cluster's workers score (reading the course from
+    its path), the service stores each result once; the figures are those scored here."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    now = dt.datetime.now(UTC)
+    course = live_course(tmp_path / "course", now - dt.timedelta(hours=1), now + dt.timedelta(hours=1))
+    for index, (student, kind) in enumerate(
+        [("alice", "ref_solution"), ("bob", "undertrained"), ("carol", "ref_solution")]
+    ):
+        hand_in(course.inbound, student, kind, index)
+    with (
+        dask.config.set({"distributed.worker.daemon": False}),
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+        service.LiveService(course, settle=0, cluster=client) as live,
+    ):
+        live.run(once=True, poll=0.1)
+        rows = live.store.entries(CHALLENGE)
+    assert [row.state for row in rows] == ["scored"] * 3
+    costs = {row.student: store.decode_result(row)["entries"][0]["public_cost"] for row in rows}
+    assert costs["alice"] == costs["carol"] < costs["bob"]  # the same weights, the same figure, on any worker

@@ -370,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument(
         "--settle", type=float, default=2.0, help="seconds a new submission must rest before it is taken in (a copy)"
     )
+    p_serve.add_argument(
+        "--scheduler", default=None, help="score on this Dask cluster (tcp://host:8786) instead of here (--workers)"
+    )
     p_status = challenge.add_parser("status", help="every entry of a live challenge, for the instructor")
     p_status.add_argument("assignment")
     p_status.add_argument("--root", type=Path, default=Path.cwd())
@@ -423,7 +426,14 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.challenge_command == "serve":
             return live_cli.serve(
-                args.root, args.assignments, args.poll, args.once, args.workers, args.warm_kernels, args.settle
+                args.root,
+                args.assignments,
+                args.poll,
+                args.once,
+                args.workers,
+                args.warm_kernels,
+                args.settle,
+                args.scheduler,
             )
         return live_cli.status(args.root, args.assignment)
     if args.command == "exam" and args.exam_command == "schedule":

@@ -24,11 +24,20 @@ def _logging(root: Path) -> None:
 
 
 def serve(
-    root: Path, only: t.Sequence[str], poll: float, once: bool, workers: int, warm_kernels: int, settle: float
+    root: Path,
+    only: t.Sequence[str],
+    poll: float,
+    once: bool,
+    workers: int,
+    warm_kernels: int,
+    settle: float,
+    scheduler: str | None = None,
 ) -> int:
     root = root.resolve()
     _logging(root)
-    service.serve(root, only, poll=poll, once=once, workers=workers, warm_kernels=warm_kernels, settle=settle)
+    service.serve(
+        root, only, poll=poll, once=once, workers=workers, warm_kernels=warm_kernels, settle=settle, scheduler=scheduler
+    )
     return 0
 
 

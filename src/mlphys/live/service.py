@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import multiprocessing
 import signal
@@ -100,15 +101,25 @@ class LiveCourse:
 class LiveService:
     """The rounds of one service process; see the module's text."""
 
-    def __init__(self, course: LiveCourse, *, settle: float = 2.0, warm_kernels: int = 2, publish: bool = True) -> None:
+    def __init__(
+        self,
+        course: LiveCourse,
+        *,
+        settle: float = 2.0,
+        warm_kernels: int = 2,
+        publish: bool = True,
+        cluster: t.Any = None,
+    ) -> None:
         self.course = course
+        self.cluster = cluster  # a dask.distributed Client: entries are scored on its workers, several at once
+        self._in_flight: dict[t.Any, store.LiveEntry] = {}
         self.settle = settle
         self.store = store.EntryStore(course.db_url)
         self.worker = store.this_worker()
         self.publishes = publish
         self._published: dict[str, tuple] = {}
         self._kernels = contextlib.ExitStack()
-        self.kernels = self._warm_pool(warm_kernels)
+        self.kernels = self._warm_pool(warm_kernels if cluster is None else 0)
 
     def _warm_pool(self, size: int) -> t.Any:
         if size <= 0:
@@ -135,7 +146,7 @@ class LiveService:
             log.warning("%s was being scored by a service that stopped: queued again", folder)
         for seen in intake.take_in(self.store, self.course.inbound, self.course.rules, self.settle):
             log.info("received %s's %s entry %s", seen.student, seen.assignment, seen.folder)
-        scored = self.score_next()
+        scored = self.score_on_cluster(self.cluster) if self.cluster is not None else self.score_next()
         if self.publishes:
             for assignment in self.course.rules:
                 self.publish_if_changed(assignment)
@@ -143,29 +154,45 @@ class LiveService:
         return scored
 
     def score_next(self) -> bool:
-        """Claim the next entry in fair order and score it; False if none is ready."""
+        """Claim the next entry in fair order and score it here; False if none is ready."""
         row = self.store.claim(self.course.rules, store.now_utc(), self.worker)
         if row is None:
             return False
-        started = time.monotonic()
-        plugin = self.course.plugin(row.assignment)
-        try:
-            result = scoring.score_entry(
-                plugin, self.course.inbound / row.folder, row.student, self.course.settings, self.kernels
-            )
-        except Exception as exc:  # the grader's own failure: that entry is told so, the service goes on
-            log.exception("scoring %s failed", row.folder)
-            result = {
-                "problem": f"The grader failed while it scored this entry ({type(exc).__name__}), an error of the "
-                "grader's and not a verdict on your work: tell your instructor.",
-                "entries": [],
-            }
-        seconds = time.monotonic() - started
+        job = EntryJob(str(self.course.root), row.assignment, row.folder, row.student, list(self.course.rules))
+        self._finish(row, *score_job(job, self.kernels, self.course))
+        return True
+
+    def score_on_cluster(self, client: t.Any) -> bool:
+        """Collect what the Dask cluster has scored, and keep as many entries in flight as it has threads; False if
+        nothing is in flight or was collected."""
+        if self._in_flight:  # a short wait for the first to finish, rather than a busy loop
+            from distributed import wait
+
+            with contextlib.suppress(TimeoutError):  # distributed's wait raises when none finished in time
+                wait(list(self._in_flight), timeout=0.5, return_when="FIRST_COMPLETED")
+        collected = [future for future in self._in_flight if future.done()]
+        for future in collected:
+            row = self._in_flight.pop(future)
+            try:
+                result, seconds = future.result()
+            except Exception as exc:  # the worker itself failed (died, lost): the grader's failure, not the student's
+                log.error("scoring %s on the cluster failed: %s", row.folder, exc)
+                result, seconds = grader_failure(exc), 0.0
+            self._finish(row, result, seconds)
+        slots = sum(client.nthreads().values()) or 1
+        while len(self._in_flight) < slots:
+            row = self.store.claim(self.course.rules, store.now_utc(), self.worker)
+            if row is None:
+                break
+            job = EntryJob(str(self.course.root), row.assignment, row.folder, row.student, list(self.course.rules))
+            self._in_flight[client.submit(score_job, job, pure=False, key=f"live-{row.id}-{row.folder}")] = row
+        return bool(collected or self._in_flight)
+
+    def _finish(self, row: store.LiveEntry, result: dict[str, t.Any], seconds: float) -> None:
         if self.store.finish(row.id, self.worker, result, seconds):
             log.info("scored %s's %s entry in %.2f s: %s", row.student, row.assignment, seconds, _summary(result))
         else:
             log.warning("%s: the claim was taken back while it was scored; result dropped", row.folder)
-        return True
 
     # ---- publishing -------------------------------------------------------------------------------------
 
@@ -297,6 +324,45 @@ class LiveService:
                 log.info("stopped (%s)", signal.Signals(stopping[0]).name)
 
 
+@dataclasses.dataclass(frozen=True)
+class EntryJob:
+    """One claimed entry to score, as plain data (it travels to a Dask worker, which reads the course itself)."""
+
+    root: str
+    assignment: str
+    folder: str
+    student: str
+    challenges: list[str]
+
+
+@functools.cache
+def _course(root: str, challenges: tuple[str, ...]) -> LiveCourse:
+    return LiveCourse.load(Path(root), challenges)
+
+
+def score_job(job: EntryJob, kernels: t.Any = None, course: LiveCourse | None = None) -> tuple[dict[str, t.Any], float]:
+    """Score one entry (here, or on a Dask worker, where the course is read from ``job.root`` once per process);
+    the result the store keeps and the seconds it took.  Never raises for a student's entry."""
+    course = course or _course(job.root, tuple(job.challenges))
+    started = time.monotonic()
+    try:
+        result = scoring.score_entry(
+            course.plugin(job.assignment), course.inbound / job.folder, job.student, course.settings, kernels
+        )
+    except Exception as exc:  # the grader's own failure: that entry is told so, the service goes on
+        log.exception("scoring %s failed", job.folder)
+        result = grader_failure(exc)
+    return result, time.monotonic() - started
+
+
+def grader_failure(exc: BaseException) -> dict[str, t.Any]:
+    return {
+        "problem": f"The grader failed while it scored this entry ({type(exc).__name__}), an error of the grader's "
+        "and not a verdict on your work: tell your instructor.",
+        "entries": [],
+    }
+
+
 def _sleep(seconds: float, stopping: list[int]) -> None:
     end = time.monotonic() + seconds
     while not stopping and time.monotonic() < end:
@@ -334,8 +400,18 @@ def serve(
     workers: int = 1,
     warm_kernels: int = 2,
     settle: float = 2.0,
+    scheduler: str | None = None,
 ) -> None:
-    """``mlphys challenge serve``: the service, with ``workers - 1`` extra scorers beside it."""
+    """``mlphys challenge serve``: the service, with ``workers - 1`` extra scorers beside it, or scoring on the Dask
+    cluster whose scheduler is at ``scheduler`` (its workers read the course from the same path)."""
+    if scheduler is not None:
+        from distributed import Client
+
+        course = LiveCourse.load(root, only)
+        with Client(scheduler) as client, LiveService(course, settle=settle, cluster=client) as service:
+            log.info("scoring on the Dask cluster at %s (%d threads)", scheduler, sum(client.nthreads().values()))
+            service.run(poll=poll, once=once)
+        return
     course = LiveCourse.load(root, only)
     for assignment, rules in course.rules.items():
         log.info(

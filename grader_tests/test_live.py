@@ -281,3 +281,52 @@ def test_a_dask_cluster_scores_the_entries_the_service_claims(tmp_path: Path, se
     assert [row.state for row in rows] == ["scored"] * 3
     costs = {row.student: store.decode_result(row)["entries"][0]["public_cost"] for row in rows}
     assert costs["alice"] == costs["carol"] < costs["bob"]  # the same weights, the same figure, on any worker
+
+
+def test_the_service_and_the_instructor_s_autograde_share_the_gradebook_without_harm(
+    tmp_path: Path, secret: str
+) -> None:
+    """`mlphys challenge serve` scores entries while `mlphys autograde` grades another assignment into the same
+    SQLite gradebook: both finish, every grade is as expected, every entry is scored once."""
+    import io
+    import subprocess
+    import sys
+    import time
+
+    from mlphys.grading import parallel
+    from test_parallel import ASSIGNMENT, small_course
+
+    root = tmp_path / "course"
+    cases = small_course(root, ["ref_solution", "blank_release", "mistake_sigmoid_sign"])
+    now = dt.datetime.now(UTC)
+    write_rules(root, now - dt.timedelta(hours=1), now + dt.timedelta(hours=1))
+    course = service.LiveCourse.load(root)
+    for index, (student, kind) in enumerate(
+        [("ann", "ref_solution"), ("ben", "undertrained"), ("cem", "ref_solution")]
+    ):
+        hand_in(course.inbound, student, kind, index)
+    serve = [sys.executable, "-m", "mlphys.cli", "challenge", "serve", "--root", str(root), "--poll", "0.2"]
+    server = subprocess.Popen([*serve, "--settle", "0", "--warm-kernels", "0"], stderr=subprocess.PIPE, text=True)
+    try:
+        results = parallel.autograde(root, ASSIGNMENT, workers=1, out=io.StringIO())
+        deadline = time.monotonic() + 120
+        with store.EntryStore(course.db_url) as entries:
+            while time.monotonic() < deadline and any(r.state != store.SCORED for r in entries.entries(CHALLENGE)):
+                time.sleep(0.5)
+            rows = entries.entries(CHALLENGE)
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=60)[1]
+    assert not [r for r in results if r.failed], [(r.student, r.problem) for r in results]
+    grades = {r.student: r for r in results}
+    assert set(grades) == set(cases)
+    with sqlite3.connect(root / "gradebook.db") as db:
+        scores = dict(
+            db.execute(
+                "SELECT sa.student_id, SUM(g.auto_score) FROM grade g JOIN submitted_notebook sn ON g.notebook_id = "
+                "sn.id JOIN submitted_assignment sa ON sn.assignment_id = sa.id GROUP BY sa.student_id"
+            )
+        )
+    assert scores == {student: case.expected_points for student, case in cases.items()}
+    assert [r.state for r in rows] == ["scored"] * 3 and "Traceback" not in log
+    assert log.count("scored ") == 3  # each entry once

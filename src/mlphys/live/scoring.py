@@ -86,12 +86,17 @@ def read_entry_values(submission: Submission, plugin: Assignment) -> dict[str, t
         return {}
     kernel = submission.scoring(challenge).fresh_kernel([ENTRY_CELL], preamble="")
     values: dict[str, t.Any] = {}
-    with kernel.session(what="cell that sets TRACKS") as session:
-        names = HiddenTestSession(session._session.call)  # its lookups: validated copies of plain data
-        for name in ENTRY_NAMES:
-            found = names.value(name, MISSING)
-            if found is not MISSING:
-                values[name] = found
+    try:
+        with kernel.session(what="cell that sets TRACKS") as session:
+            names = HiddenTestSession(session._session.call)  # its lookups: validated copies of plain data
+            for name in ENTRY_NAMES:
+                found = names.value(name, MISSING)
+                if found is not MISSING:
+                    values[name] = found
+    except EntryProblem as exc:
+        # The engine names the cell by its id; this one is the service's, made of the cells that set TRACKS.
+        words = str(exc).replace(f"Your `{ENTRY_CELL}` cell", "Your cell that sets TRACKS")
+        raise EntryProblem(f"{words} (The service runs that cell on its own to read your entry.)") from None
     return values
 
 

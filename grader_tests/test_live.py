@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -330,3 +331,25 @@ def test_the_service_and_the_instructor_s_autograde_share_the_gradebook_without_
     assert scores == {student: case.expected_points for student, case in cases.items()}
     assert [r.state for r in rows] == ["scored"] * 3 and "Traceback" not in log
     assert log.count("scored ") == 3  # each entry once
+
+
+def test_an_entry_whose_tracks_cell_fails_on_its_own_is_told_so_and_the_queue_goes_on(
+    tmp_path: Path, secret: str
+) -> None:
+    import nbformat
+
+    now = dt.datetime.now(UTC)
+    course = live_course(tmp_path / "course", now - dt.timedelta(hours=1), now + dt.timedelta(hours=1))
+    broken = hand_in(course.inbound, "dora", "ref_solution", 0)
+    path = broken / f"{assignments.get(CHALLENGE).notebook}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    (cell,) = [c for c in nb.cells if c.cell_type == "code" and c.source.lstrip().startswith("# Your entry")]
+    cell.source = re.sub(r"^TRACKS = .*$", "TRACKS = [my_favourite_track]", cell.source, flags=re.M)
+    nbformat.write(nb, path)
+    (broken / "extra").symlink_to("/etc/passwd")  # a link among the files: never followed
+    hand_in(course.inbound, "emil", "ref_solution", 1)
+    with service.LiveService(course, settle=0, warm_kernels=0) as live:
+        live.run(once=True)
+        rows = {row.student: store.decode_result(row) for row in live.store.entries(CHALLENGE)}
+    assert "Your cell that sets TRACKS raised NameError" in str(rows["dora"]), rows["dora"]
+    assert rows["emil"]["entries"][0]["stage"] == "scored"

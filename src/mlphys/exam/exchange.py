@@ -94,7 +94,10 @@ class ReceiptCollect(ExchangeCollect):
         for record in self._all_records():
             by_student.setdefault(record["username"], []).append(record)
         chosen = []
-        with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gb:
+        db_url = self.coursedir.db_url
+        if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):  # relative to the course, as
+            db_url = "sqlite:///" + str(Path(self.coursedir.root).resolve() / db_url[len("sqlite:///") :])  # autograde
+        with Gradebook(db_url, self.coursedir.course_id) as gb:
             for student, records in by_student.items():
                 try:
                     deadline = gb.find_submission(self.coursedir.assignment_id, student).duedate

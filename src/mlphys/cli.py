@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--once", action="store_true", help="do what there is to do now, then stop")
     p_serve.add_argument("--workers", type=int, default=1, help="entries scored at once (one process each)")
     p_serve.add_argument(
-        "--warm-kernels", type=int, default=2, help="sandboxed kernels each scorer keeps started ahead (0: none)"
+        "--warm-kernels", type=int, default=3, help="sandboxed kernels each scorer keeps started ahead (0: none)"
     )
     p_serve.add_argument(
         "--settle", type=float, default=2.0, help="seconds a new submission must rest before it is taken in (a copy)"

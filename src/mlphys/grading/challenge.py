@@ -39,6 +39,7 @@ from mlphys.kernel import wire
 
 if t.TYPE_CHECKING:
     from mlphys.grading.submission import Submission
+    from mlphys.grading.warm_kernels import WarmKernels
 
 MAX_WEIGHTS_BYTES = 20 * 2**20
 MAX_PARAMETERS = 5_000_000
@@ -192,6 +193,9 @@ class Scoring:
     cells: Mapping[str, str]  # the student's solution cells, by grade id
     deadline: float | None = None  # time.monotonic() by which everything must be done
     retrain_band: RetrainBand | None = None  # the band a retraining check judges by (the challenge's, or the course's)
+    # Where fresh kernels come from: launched ahead by a live challenge's pool (warm, still one per session), or,
+    # by default, started cold for each session as autograde does.
+    kernels: WarmKernels | None = None
 
     def time_left(self) -> float:
         if self.deadline is None:
@@ -230,16 +234,21 @@ class FreshKernel:
     def session(self, *, what: str, seconds: float | None = None) -> t.Iterator[KernelSession]:
         """One fresh kernel for several calls, all within the notebook's time left (and ``seconds``, if given).
 
-        The kernel is gone when the ``with`` block ends, however it ends.
+        The kernel is gone when the ``with`` block ends, however it ends.  It is a warm one from
+        ``scoring.kernels`` where that is set (launched ahead, just as fresh), else started now.
         """
         total = self.scoring.time_left() if seconds is None else min(self.scoring.time_left(), seconds)
         isolation = dataclasses.replace(self.scoring.isolation, timeout=min(self.scoring.isolation.timeout, total))
         opened: list[KernelSession] = []
         # Each call's failures are worded by KernelSession.call; what escapes the block (the kernel's start and
         # setup cells, or its end) is worded here, as after hidden data once any call has handed the kernel some.
-        with self._failures(what, saw_hidden_data=lambda: any(s.saw_hidden_data for s in opened)), fresh_session(
-            isolation, self.cells, deadline=time.monotonic() + total
-        ) as session:
+        deadline, kernels = time.monotonic() + total, self.scoring.kernels
+        fresh = (
+            fresh_session(isolation, self.cells, deadline)
+            if kernels is None
+            else kernels.session(self.cells, deadline, isolation)
+        )  # nothing starts before the ``with`` enters it
+        with self._failures(what, saw_hidden_data=lambda: any(s.saw_hidden_data for s in opened)), fresh as session:
             opened.append(KernelSession(self, session, what))
             yield opened[0]
 

@@ -5,6 +5,11 @@ that: the encoder and the decoder of an entry each run in a kernel of their own,
 of them leaves behind (files, module state, threads) can reach the other.  A kernel may also answer a
 series of calls (:func:`fresh_session`: a policy stepping through an episode, built once).  Both uses
 share :func:`staged_sandbox`, which stages the files, creates the cgroup and cleans everything up.
+
+A kernel is a :class:`LaunchedKernel` (its sandbox and its kernel process) and one :func:`kernel_session` in
+it.  :func:`fresh_session` launches the kernel when the session starts; a pool of warm kernels
+(:mod:`mlphys.grading.warm_kernels`) launches it ahead, so that the kernel boots before an entry arrives.
+Either way a kernel serves exactly one session and is destroyed with its sandbox after it.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import queue
 import shutil
 import tempfile
 import time
 import typing as t
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 from jupyter_core.utils import run_sync
@@ -25,6 +31,7 @@ from nbclient.exceptions import CellTimeoutError
 from nbformat.v4 import new_code_cell, new_notebook
 
 from mlphys.grading import kernel, sandbox
+from mlphys.kernel.launch import PRELOAD_VARIABLE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,15 +66,23 @@ def kernel_output(isolation: Isolation) -> Iterator[dict[str, t.Any]]:
 
 @contextlib.contextmanager
 def staged_sandbox(
-    isolation: Isolation, stage_files: Callable[[Path], None] | None = None
+    isolation: Isolation,
+    stage_files: Callable[[Path], None] | None = None,
+    environment: dict[str, str] | None = None,
 ) -> Iterator[sandbox.Sandbox]:
     """A sandbox with its own staging directory and cgroup, both gone afterwards.
 
-    ``stage_files(dest)`` may copy files into the directory the sandbox's work directory starts from.
+    ``stage_files(dest)`` may copy files into the directory the sandbox's work directory starts from;
+    ``environment`` adds variables to the sandbox's own (see :attr:`sandbox.Sandbox.environment`).
     """
     stage = Path(tempfile.mkdtemp(prefix="mlphys-grade-"))
     box = sandbox.Sandbox(
-        stage / "submission", stage / "run", isolation.limits, use_bwrap=isolation.use_bwrap, gpu=isolation.gpu
+        stage / "submission",
+        stage / "run",
+        isolation.limits,
+        use_bwrap=isolation.use_bwrap,
+        gpu=isolation.gpu,
+        environment=dict(environment or {}),
     )
     try:
         box.submission.mkdir()
@@ -82,6 +97,124 @@ def staged_sandbox(
         if box.cgroup is not None:
             box.cgroup.destroy()
         shutil.rmtree(stage, ignore_errors=True)
+
+
+class LatestReplyClient(kernel.ReadyClient):
+    """:class:`~mlphys.grading.kernel.ReadyClient`, with a readiness check that always waits for the answers to
+    the request it has just made.
+
+    The check asks for ``kernel_info`` once a second until the kernel answers.  A kernel that boots for more
+    than a second (a warm one importing torch; any kernel on a busy machine) then finds several requests queued
+    and answers them all at once.  Taking the replies in order, the check looked for the IOPub "idle" of an
+    older request while the one just asked had moved on: where the first idles went out before IOPub was
+    connected, each round read (and dropped) the idle the next round looked for, and the check went on until
+    the session's deadline.  Replies to earlier requests are dropped here, so each round looks for the idle of
+    the request it made, which comes after everything the kernel published before it.
+    """
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:  # type: ignore[override]
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            msg_id = self.kernel_info()
+            reply = await self._reply_to(msg_id, wait=1)
+            if reply is not None and await self._idle_after(msg_id, wait=0.2):
+                self._handle_kernel_info_reply(reply)
+                return
+            if not await self.is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+    async def _reply_to(self, msg_id: str, wait: float) -> dict[str, t.Any] | None:
+        """The kernel's ``kernel_info_reply`` to request ``msg_id`` within ``wait`` seconds (earlier ones dropped)."""
+        end = time.monotonic() + wait
+        while (left := end - time.monotonic()) > 0:
+            try:
+                msg = await self.shell_channel.get_msg(timeout=left)
+            except queue.Empty:
+                return None
+            if msg["msg_type"] == "kernel_info_reply" and msg["parent_header"].get("msg_id") == msg_id:
+                return msg
+        return None
+
+
+class LaunchedKernel:
+    """One sandbox (staging directory, cgroup) and the kernel process in it, for exactly one session.
+
+    The process starts in :meth:`launch` (a warm kernel, launched ahead and booting on its own while it waits)
+    or, where nobody launched it, when its session starts (:func:`fresh_session`).  :meth:`destroy` kills the
+    kernel with its sandbox and cgroup, whatever state it is in: a kernel is never handed to a second session.
+    ``preload`` names modules the kernel imports before it starts (see :mod:`mlphys.kernel.launch`).
+    """
+
+    def __init__(
+        self,
+        isolation: Isolation,
+        preload: Sequence[str] = (),
+        stage_files: Callable[[Path], None] | None = None,
+    ) -> None:
+        for name in preload:
+            if not all(part.isidentifier() for part in name.split(".")):
+                raise ValueError(f"{name!r} is not a module name")
+        environment = {PRELOAD_VARIABLE: ",".join(preload)} if preload else {}
+        self.isolation = isolation
+        self._stack = contextlib.ExitStack()
+        self.box = self._stack.enter_context(staged_sandbox(isolation, stage_files, environment))
+        self.km = kernel.make_kernel_manager(self.box)
+        self.km.client_factory = LatestReplyClient
+
+    async def start(self) -> None:
+        """Start the kernel process, with its own output going to the isolation's log; it boots by itself.
+
+        The output file is only handed to the process: it keeps its own copy of the descriptor.
+        """
+        with kernel_output(self.isolation) as streams:
+            await self.km.start_kernel(**streams)
+
+    def launch(self) -> None:
+        """Start the kernel process now (milliseconds: the kernel then boots while the caller does other work).
+
+        On this thread's event loop (``run_sync``), as every step of a session is.
+        """
+        run_sync(self.start)()
+
+    def listening(self) -> bool:
+        """Whether the kernel has bound all its sockets (a kernel over ``ipc`` makes a socket file for each).
+
+        A client that connects to a kernel still importing its preloaded modules, before any socket is bound,
+        sometimes never gets its first answer; one that connects after the kernel listens always does.
+        """
+        km = self.km
+        if km.transport != "ipc":
+            return True
+        ports = (km.shell_port, km.iopub_port, km.stdin_port, km.control_port, km.hb_port)
+        return all(port and os.path.exists(f"{km.ip}-{port}") for port in ports)
+
+    def wait_until_listening(self, deadline: float) -> None:
+        """Wait (at most until ``deadline``) until the kernel listens, or has died: the session then says which."""
+        while time.monotonic() < deadline and self.alive() and not self.listening():
+            time.sleep(0.02)
+
+    def alive(self) -> bool:
+        """Whether the kernel process was started and has not exited."""
+        process = getattr(self.km.provisioner, "process", None)
+        return process is not None and process.poll() is None
+
+    def destroy(self) -> None:
+        """Kill the kernel and remove its sandbox and cgroup.
+
+        The cgroup's kill reaches everything the kernel started; without a cgroup the process itself is
+        killed (bubblewrap's ``--die-with-parent`` and its PID namespace take the rest with it).
+        """
+        try:
+            process = getattr(self.km.provisioner, "process", None)
+            if process is not None and process.poll() is None:
+                process.kill()
+                with contextlib.suppress(Exception):
+                    process.wait(timeout=5)
+        finally:
+            self.km.context.destroy(linger=0)
+            self._stack.close()
 
 
 class CellFailed(Exception):
@@ -131,9 +264,15 @@ class FreshSession:
     that fails in any way ends the session (the kernel may be stuck in the student's code).
     """
 
-    def __init__(self, isolation: Isolation, box: sandbox.Sandbox, deadline: float) -> None:
+    def __init__(
+        self,
+        isolation: Isolation,
+        box: sandbox.Sandbox,
+        deadline: float,
+        km: kernel.SandboxedKernelManager | None = None,
+    ) -> None:
         self.isolation, self.box, self.deadline = isolation, box, deadline
-        self.client = sandboxed_client(box, isolation)
+        self.client = sandboxed_client(box, isolation, km)
         self._stack = contextlib.AsyncExitStack()
         self._broken = False
 
@@ -166,8 +305,10 @@ class FreshSession:
             raise _kernel_failure(exc, self.box, self.isolation) from None
 
     def start(self, cells: list[str]) -> None:
+        """Start the kernel unless it was launched ahead, wait until it is ready, and run ``cells``."""
+
         async def setup() -> None:
-            streams = self._stack.enter_context(kernel_output(self.isolation))
+            streams = self._stack.enter_context(kernel_output(self.isolation))  # used where the kernel starts here
             await self._stack.enter_async_context(self.client.async_setup_kernel(**streams))
             for index, source in enumerate(cells):
                 cell = new_code_cell(source)
@@ -203,13 +344,29 @@ def fresh_session(isolation: Isolation, cells: list[str], deadline: float) -> It
     Raises :class:`CellFailed` if a cell raised, :class:`KernelTimeout` or :class:`KernelProblem` if the kernel
     did not start, died, hung, flooded or ran out of memory, here or in a later call.
     """
-    with staged_sandbox(isolation) as box:
-        session = FreshSession(isolation, box, deadline)
-        try:
-            session.start(cells)
+    launched = LaunchedKernel(isolation)
+    try:
+        with kernel_session(launched, isolation, cells, deadline) as session:
             yield session
-        finally:
-            session.close()
+    finally:
+        launched.destroy()
+
+
+@contextlib.contextmanager
+def kernel_session(
+    launched: LaunchedKernel, isolation: Isolation, cells: list[str], deadline: float
+) -> Iterator[FreshSession]:
+    """The one session of ``launched`` (started here unless it was launched ahead): ``cells`` run, then calls.
+
+    ``isolation`` bounds the session's time and output; the sandbox's own limits are those it was launched
+    with.  The caller destroys ``launched`` afterwards.  Raises as :func:`fresh_session`.
+    """
+    session = FreshSession(isolation, launched.box, deadline, launched.km)
+    try:
+        session.start(cells)
+        yield session
+    finally:
+        session.close()
 
 
 def _kernel_failure(exc: BaseException, box: sandbox.Sandbox, isolation: Isolation) -> BaseException:
@@ -226,16 +383,19 @@ def _kernel_failure(exc: BaseException, box: sandbox.Sandbox, isolation: Isolati
     return KernelProblem("its kernel stopped", detail=f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
-def sandboxed_client(box: sandbox.Sandbox, isolation: Isolation) -> kernel.BoundedClient:
-    """A notebook client for a new kernel in ``box``, with the isolation's time and output bounds.
+def sandboxed_client(
+    box: sandbox.Sandbox, isolation: Isolation, km: kernel.SandboxedKernelManager | None = None
+) -> kernel.BoundedClient:
+    """A notebook client for a kernel in ``box``, with the isolation's time and output bounds.
 
-    The kernel starts in ``client.async_setup_kernel()``; the caller destroys ``client.km.context``.
+    ``km`` manages a kernel launched ahead (a warm one); by default a new manager, whose kernel starts in
+    ``client.async_setup_kernel()``.  Either way the caller destroys ``client.km.context``.
     nbclient writes each executed cell back into its notebook: the client gets a scratch one, so that
     only the cells handed to ``async_execute_cell`` ever reach the kernel.
     """
     client = kernel.BoundedClient(
         new_notebook(cells=[new_code_cell("")]),
-        km=kernel.make_kernel_manager(box),
+        km=km if km is not None else kernel.make_kernel_manager(box),
         timeout=int(isolation.timeout),
         startup_timeout=int(isolation.startup_timeout),
         allow_errors=True,

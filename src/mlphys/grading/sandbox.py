@@ -246,6 +246,9 @@ class Sandbox:
     use_bwrap: bool = True
     cgroup: CGroup | None = None
     gpu: bool = False  # hand the host's GPU devices to the sandbox (c.SandboxedExecute.gpu)
+    # Variables set for the command besides the sandbox's own (a warm kernel's MLPHYS_PRELOAD): the grader's
+    # settings, never the grader's environment, which the sandbox otherwise keeps from the student.
+    environment: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def host_uid(self) -> int | None:
@@ -274,7 +277,8 @@ class Sandbox:
             "--",
         ]
         if not self.use_bwrap:
-            return prefix + argv
+            extra = [f"{name}={value}" for name, value in self.environment.items()]
+            return prefix + (["env", *extra] if extra else []) + argv
         fill_workdir = f'cp -R {SANDBOX_SUBMISSION}/. {SANDBOX_WORKDIR}/ 2>/dev/null; exec "$@"'
         inside = ["/bin/sh", "-c", fill_workdir, "sandbox", *argv]
         machine = os.uname().machine
@@ -363,6 +367,8 @@ class Sandbox:
         ]
         for variable in THREAD_VARIABLES if self.limits.threads > 0 else ():
             args += ["--setenv", variable, str(self.limits.threads)]
+        for name, value in self.environment.items():
+            args += ["--setenv", name, value]
         if self.host_uid is not None:
             # Only what setpriv needs to become HOST_USER; it drops these too.
             args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]

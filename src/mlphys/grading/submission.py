@@ -19,6 +19,7 @@ from mlphys.grading.isolated import Isolation
 
 if t.TYPE_CHECKING:
     from mlphys.grading.challenge import Challenge, Scoring
+    from mlphys.grading.warm_kernels import WarmKernels
 
 MISSING = object()
 
@@ -43,6 +44,8 @@ class Submission:
         self.records: dict[str, t.Any] = {}  # stored with the grades (SaveRecords)
         self.cache: dict[str, t.Any] = {}  # kept for this run only, e.g. a challenge's result
         self.notes: list[str] = []  # for the student, shown under the verdict of the cell being judged
+        # Warm kernels for challenge scoring, set by a live challenge service; None (autograde): cold ones.
+        self.kernels: WarmKernels | None = None
 
     def file(self, name: str) -> Path | None:
         """A regular file of the submission (a staged copy), or None if there is no such file."""
@@ -82,4 +85,4 @@ class Submission:
 
         if not self.secret:
             raise RuntimeError("no challenge secret is set (c.SandboxedExecute.challenge_secret)")
-        return Scoring(challenge, self.secret, self.isolation, dict(self._cells), self.deadline)
+        return Scoring(challenge, self.secret, self.isolation, dict(self._cells), self.deadline, kernels=self.kernels)

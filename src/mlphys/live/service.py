@@ -106,7 +106,7 @@ class LiveService:
         course: LiveCourse,
         *,
         settle: float = 2.0,
-        warm_kernels: int = 2,
+        warm_kernels: int = 3,
         publish: bool = True,
         cluster: t.Any = None,
     ) -> None:
@@ -160,6 +160,8 @@ class LiveService:
             return False
         job = EntryJob(str(self.course.root), row.assignment, row.folder, row.student, list(self.course.rules))
         self._finish(row, *score_job(job, self.kernels, self.course))
+        if self.kernels is not None:
+            self.kernels.refill()  # they boot while the service publishes and waits for the next entry
         return True
 
     def score_on_cluster(self, client: t.Any) -> bool:
@@ -398,7 +400,7 @@ def serve(
     poll: float = 5.0,
     once: bool = False,
     workers: int = 1,
-    warm_kernels: int = 2,
+    warm_kernels: int = 3,
     settle: float = 2.0,
     scheduler: str | None = None,
 ) -> None:

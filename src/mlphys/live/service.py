@@ -383,6 +383,9 @@ def _summary(result: dict[str, t.Any]) -> str:
 
 def scorer_process(root: str, only: list[str], warm_kernels: int, poll: float) -> None:
     """An extra scorer (``--workers``): claims and scores entries; intake and publishing stay with the service."""
+    from mlphys.live.cli import _logging  # a spawned process has none of the service's handlers: its log too
+
+    _logging(Path(root))
     course = LiveCourse.load(Path(root), only)
     with LiveService(course, warm_kernels=warm_kernels, publish=False) as service:
         stopping: list[int] = []

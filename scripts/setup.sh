@@ -43,6 +43,13 @@ fi
 # (The GPU Docker image pins its own CUDA build.)
 .venv/bin/pip install -q --disable-pip-version-check "torch==2.13.0"
 .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+# Students' deadlines in JupyterLab's Assignments list: the prebuilt labextension (built from labextension/) and
+# the server extension that serves them. A regular install lays both down from pyproject's data-files; an editable
+# install skips data files (setuptools issue 3399), so the same two are put in place here (no node build needed).
+rm -rf .venv/share/jupyter/labextensions/mlphys-deadlines
+mkdir -p .venv/share/jupyter/labextensions .venv/etc/jupyter/jupyter_server_config.d
+ln -s "$(pwd)/src/mlphys/course/labextension" .venv/share/jupyter/labextensions/mlphys-deadlines
+cp src/mlphys/course/jupyter-config/mlphys-deadlines.json .venv/etc/jupyter/jupyter_server_config.d/
 
 # JupyterHub's proxy (configurable-http-proxy, Node.js) for the exam-on-JupyterHub test
 # (grader_tests/test_jupyterhub_exam.py), into the virtual environment (.venv/node_modules/.bin), where the test

@@ -67,11 +67,6 @@ def test_the_service_logs_no_traceback(report: object) -> None:
     assert not problems(report, "traceback")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nbclient's async_setup_kernel takes SIGTERM for each kernel session and leaves it at SIG_DFL after "
-    "(asyncio's remove_signal_handler), so the service dies on SIGTERM between entries, leaving its scorers running",
-)
 def test_the_service_stops_on_sigterm_and_its_scorers_with_it(report: object) -> None:
     assert not problems(report, "exit statuses", "left processes")
     assert report.problems == []  # and nothing else went wrong

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,3 +167,24 @@ def test_an_entry_scored_through_the_pool_scores_as_it_does_cold(tmp_path: Path)
         cold.stage, cold.problem, cold.public_cost, cold.private_cost, cold.detail,
     )  # fmt: skip
     assert warm.picture is not None and cold.picture is not None and (warm.picture == cold.picture).all()
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_a_session_leaves_the_caller_s_stop_handlers_in_place(pool: WarmKernels, warm: bool) -> None:
+    # nbclient takes SIGINT and SIGTERM while it sets a kernel up: a service that finishes its entry on SIGTERM
+    # must still have its own handler afterwards, not the default that kills it.
+
+    def finish_first(signum: int, frame: object) -> None:
+        pass
+
+    before = signal.signal(signal.SIGTERM, finish_first)
+    try:
+        cells, deadline = ["x = 1"], _deadline()
+        starting = pool.session(cells, deadline) if warm else isolated.fresh_session(_isolation(), cells, deadline)
+        with starting as session:
+            assert signal.getsignal(signal.SIGTERM) is finish_first, "taken while the session runs"
+            assert _value(session, "x") == 1
+        assert signal.getsignal(signal.SIGTERM) is finish_first, "not given back after the session"
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)

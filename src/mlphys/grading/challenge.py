@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlphys.grading.hidden import StudentError, StudentFunction
+from mlphys.grading.hidden import HiddenTestSession, StudentError, StudentFunction
 from mlphys.grading.isolated import CellFailed, FreshSession, Isolation, KernelProblem, KernelTimeout, fresh_session
 from mlphys.kernel import wire
 
@@ -320,6 +320,11 @@ class KernelSession:
         self.saw_hidden_data = self.saw_hidden_data or saw_hidden_data
         with self._kernel._failures(self.what, self.saw_hidden_data):
             return StudentFunction(helper, self._session.call)(*args)
+
+    def value(self, name: str, default: t.Any = None) -> t.Any:
+        """A validated copy of the notebook's variable ``name`` (plain data); ``default`` where it has none."""
+        with self._kernel._failures(self.what, self.saw_hidden_data):
+            return HiddenTestSession(self._session.call).value(name, default)
 
 
 def _builtin_name(type_name: str) -> str:

@@ -155,6 +155,11 @@ _, fetched = call(f"/assignments/fetch?course_id={course_id}&assignment_id={assi
 _, contents = call(f"/api/contents/{assignment}")
 names = [item["name"] for item in json.loads(contents)["content"]]
 assert any(n.endswith(".ipynb") for n in names), f"fetched {assignment} holds no notebook: {names}"
+# The student's own deadlines beside nbgrader's list: the server extension answers (no variant file here, so
+# no deadline), and JupyterLab loads the labextension that shows them.
+_, deadlines = call(f"/mlphys/deadlines?course_id={course_id}")
+assert json.loads(deadlines) == {}, f"/mlphys/deadlines answered {deadlines}"
+assert '"mlphys-deadlines"' in page, "JupyterLab's page does not load the mlphys-deadlines labextension"
 # The grader's pages are not served to students.
 try:
     status, _ = call("/formgrader")

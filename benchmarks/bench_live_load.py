@@ -225,6 +225,19 @@ class Submitter:
 # ---- the service ------------------------------------------------------------------------------------------------
 
 
+def running_in_group(pgid: int) -> list[int]:
+    """The processes of process group ``pgid`` that still run (zombies, already dead, are not counted)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 class Service:
     """``mlphys challenge serve`` as a subprocess; its output appended to ``output.log`` in the course."""
 
@@ -274,12 +287,13 @@ class Service:
                 return
         self.exits.append(process.returncode)
         # What the service started (its scorers, their kernels) must have stopped with it; whatever is left in its
-        # session is ended by its process group, and named in the report.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 0)
+        # session is ended by its process group, and named in the report.  A child that exits just after the
+        # service (multiprocessing's resource tracker) is given a moment, and the dead are not counted: an orphan
+        # is reaped by init, which a container's init may do late.
+        if not wait_for(lambda: not running_in_group(process.pid), 5.0, None, step=0.1):
             self.left_running += 1
-            time.sleep(1.0)
-            os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
     def check_running(self) -> None:
         if self.process is not None and self.process.poll() is not None:
@@ -301,10 +315,12 @@ def read_rows(root: Path, assignment: str) -> list[t.Any]:
         return entries.entries(assignment)
 
 
-def wait_for(condition: t.Callable[[], bool], timeout: float, service: Service, step: float = 0.5) -> bool:
+def wait_for(condition: t.Callable[[], bool], timeout: float, service: Service | None, step: float = 0.5) -> bool:
+    """Whether ``condition`` holds within ``timeout`` seconds (a ``service`` that exits meanwhile raises)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        service.check_running()
+        if service is not None:
+            service.check_running()
         if condition():
             return True
         time.sleep(step)

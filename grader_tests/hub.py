@@ -27,6 +27,7 @@ import pytest
 requests = pytest.importorskip("requests")
 pytest.importorskip("jupyterhub")
 
+REPO = Path(__file__).resolve().parent.parent
 COURSE = "ml4physics"  # the repository's nbgrader_config.py
 TIMEOUT_S = 120.0  # for the hub and a server to start
 
@@ -87,6 +88,18 @@ def why_not() -> str | None:
     if proxy_command() is None:
         return "configurable-http-proxy is missing (scripts/setup.sh installs it with npm)"
     return None
+
+
+def course_beside_exchange(root: Path, assignment: str, exchange: Path) -> Path:
+    """A course folder (mode 700) with ``assignment``'s source and the repository's ``nbgrader_config.py``, its
+    exchange at ``exchange``, outside the course, as on a JupyterHub."""
+    root.mkdir(mode=0o700)
+    shutil.copytree(REPO / "source" / assignment, root / "source" / assignment)
+    config = (REPO / "nbgrader_config.py").read_text()
+    inside = 'c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")'
+    assert inside in config
+    (root / "nbgrader_config.py").write_text(config.replace(inside, f"c.Exchange.root = {str(exchange)!r}"))
+    return root
 
 
 def free_port() -> int:

@@ -36,7 +36,17 @@ import pytest
 requests = pytest.importorskip("requests")
 pytest.importorskip("jupyterhub")
 
-from hub import COURSE, STUDENTS_CONFIG, Hub, Student, assignment_action, contents, unix_users, why_not  # noqa: E402
+from hub import (  # noqa: E402
+    COURSE,
+    STUDENTS_CONFIG,
+    Hub,
+    Student,
+    assignment_action,
+    contents,
+    course_beside_exchange,
+    unix_users,
+    why_not,
+)
 from mlphys import assignments  # noqa: E402
 from mlphys.demo.case import Materials  # noqa: E402
 from mlphys.grading.execute import sandbox_problem  # noqa: E402
@@ -181,13 +191,7 @@ def challenge_on_hub() -> Iterator[ChallengeOnHub]:
         cleanup.push(lambda failed, *_: print(f"JupyterHub's log, its servers' too:\n{hub.tail()}") if failed else None)
 
         # The instructor: the course, the release, the rules, the service.
-        root = top / "course"
-        root.mkdir(mode=0o700)
-        shutil.copytree(REPO / "source" / CHALLENGE, root / "source" / CHALLENGE)
-        config = (REPO / "nbgrader_config.py").read_text()
-        inside = 'c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")'
-        assert inside in config
-        (root / "nbgrader_config.py").write_text(config.replace(inside, f"c.Exchange.root = {str(exchange)!r}"))
+        root = course_beside_exchange(top / "course", CHALLENGE, exchange)
         env.chdir(root)
         apps = CourseApps(root)
         with contextlib.redirect_stdout(io.StringIO()):

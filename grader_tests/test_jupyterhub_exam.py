@@ -46,6 +46,7 @@ from hub import (  # noqa: E402  (the hub's machinery, shared with test_jupyterh
     Hub,
     Student,
     contents,
+    course_beside_exchange,
     ok,
     unix_users,
     why_not,
@@ -142,13 +143,7 @@ def exam_on_hub() -> Iterator[ExamOnHub]:
         cleanup.push(lambda failed, *_: print(f"JupyterHub's log, its servers' too:\n{hub.tail()}") if failed else None)
 
         # The instructor, meanwhile: the course, its students, the schedule, the release.
-        run.root = root = top / "course"
-        root.mkdir(mode=0o700)
-        shutil.copytree(REPO / "source" / EXAM, root / "source" / EXAM)
-        config = (REPO / "nbgrader_config.py").read_text()
-        inside = 'c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")'
-        assert inside in config
-        (root / "nbgrader_config.py").write_text(config.replace(inside, f"c.Exchange.root = {str(run.exchange)!r}"))
+        run.root = root = course_beside_exchange(top / "course", EXAM, run.exchange)
         # The instructor works in the course directory, as with nbgrader's commands: the configuration's gradebook
         # (sqlite:///gradebook.db) is relative to the working directory for nbgrader's own collect.
         env.chdir(root)

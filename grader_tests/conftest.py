@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import typing as t
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,6 +103,30 @@ def formgrader_server(course: Path, home: Path) -> Iterator[tuple[str, str]]:
                 server.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, installed by scripts/setup.sh with chromium-driver
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@contextlib.contextmanager
+def headless_chromium(window_size: str | None = None) -> Iterator[t.Any]:
+    """A selenium driver of Debian's headless chromium, quit afterwards; the caller decides what its absence means
+    (a skip or a failure) before asking for one."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    if window_size is not None:
+        options.add_argument(f"--window-size={window_size}")
+    options.binary_location = str(CHROMIUM)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 def run_nbgrader(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

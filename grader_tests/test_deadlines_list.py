@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from nbgrader.utils import get_username
 
-from conftest import free_port
+from conftest import CHROMEDRIVER, CHROMIUM, free_port, headless_chromium
 from mlphys.course.deadlines_server import own_deadlines
 from mlphys.exam.delivery import release_variants
 
@@ -245,25 +245,12 @@ def test_the_served_labextension_adds_the_due_label(server: dict[str, str]) -> N
 
 
 def test_the_assignments_panel_shows_my_deadline(server: dict[str, str]) -> None:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
-    from selenium.webdriver.chrome.service import Service
+    pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
     from selenium.webdriver.support.ui import WebDriverWait
 
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and chromedriver):
-        pytest.skip("chromium and chromedriver are not installed")
-    options = webdriver.ChromeOptions()
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,1000",
-    ):
-        options.add_argument(argument)
-    options.binary_location = chromium
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
-    try:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (scripts/setup.sh installs them as root)")
+    with headless_chromium("1280,1000") as driver:
         driver.get(f"{server['url']}/lab?token={server['token']}")
         WebDriverWait(driver, 60).until(
             lambda d: d.execute_script(
@@ -283,8 +270,6 @@ def test_the_assignments_panel_shows_my_deadline(server: dict[str, str]) -> None
         )
         time.sleep(0.5)  # let any other row's lookup finish too
         shown = driver.execute_script(rows)
-    finally:
-        driver.quit()
     assert f"{EXAM}due {MINE}" in shown, shown
     assert "01_no_deadline" in shown, shown  # an assignment without a deadline keeps its row, with no label
     assert THEIRS not in " ".join(shown)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy
 import pytest
 
+from conftest import CHROMEDRIVER, CHROMIUM, headless_chromium
 from mlphys.assignments.autoencoder_challenge.challenge import CHALLENGE
 from mlphys.leaderboard import TIE_BREAK, BoardSpec, Entry, pseudonym, write_boards
 from mlphys.leaderboard import rank as rank_tracks
@@ -25,8 +26,6 @@ TITLE = "Grand Autoencoder Challenge"
 T0 = datetime.datetime(2025, 6, 1, 12, 0)
 XSS_SCRIPT = "<script>window.__pwned = 1; alert(1)</script>"
 XSS_IMG = '<img src=x onerror="window.__pwned = 2">'
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 def circles(m: int, size: int = 27) -> numpy.ndarray:
@@ -339,26 +338,11 @@ def test_an_empty_challenge_still_gives_a_page(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def browser():
     """Headless Debian chromium through selenium; skipped where either is not installed."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
-    from selenium.webdriver.chrome.service import Service
-
+    pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip("Debian's chromium and chromium-driver are not installed (scripts/setup.sh installs them as root)")
-    options = webdriver.ChromeOptions()
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,1600",
-    ):
-        options.add_argument(argument)
-    options.binary_location = str(CHROMIUM)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
+    with headless_chromium("1280,1600") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")

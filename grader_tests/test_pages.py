@@ -19,7 +19,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
 
-from conftest import REPO, TEST_LIMITS, formgrader_server, run_nbgrader
+from conftest import CHROMEDRIVER, CHROMIUM, REPO, TEST_LIMITS, formgrader_server, headless_chromium, run_nbgrader
 from mlphys.grading.pages import (
     PLACEHOLDER_PNG,
     CleanStudentContent,
@@ -29,8 +29,6 @@ from mlphys.grading.pages import (
     unsafe_markdown,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ASSIGNMENT = "pages_demo"
 STUDENT = "stu_pages"
 PNG = PLACEHOLDER_PNG  # a valid 1x1 PNG: an <img> of it fires onload
@@ -264,20 +262,10 @@ def feedback_path(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def browser():
     """Headless Debian chromium through selenium."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     assert CHROMIUM.exists() and CHROMEDRIVER.exists(), "scripts/setup.sh installs chromium and chromium-driver"
-    options = webdriver.ChromeOptions()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.binary_location = str(CHROMIUM)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with headless_chromium() as driver:
+        driver.set_page_load_timeout(60)
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
